@@ -1,0 +1,33 @@
+# `make run` and `make test` set up .venv themselves, so both work on a fresh clone.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test serve bench bench-db lint setup clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/streamlit run dashboard.py
+
+serve: $(STAMP)
+	$(BIN)/python -m foodclf serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/throughput.py
+
+bench-db: $(STAMP)
+	$(BIN)/python bench/db_scale.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

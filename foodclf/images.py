@@ -1,0 +1,300 @@
+"""Safe image loading: any upload in, an upright RGB picture out, or a clear refusal.
+
+Every check that can be made from the header (byte size, pixel count, format)
+is made before the pixels are decoded, so a decompression bomb never allocates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import struct
+import unicodedata
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
+
+from foodclf.errors import ImageRejected, ImageTooLarge, UnsupportedImageType
+
+# Formats a phone or a browser produces. TIFF, BMP and the rest are refused:
+# nobody posts them, and each extra decoder is extra attack surface.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "MPO")
+ACCEPTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".mpo")
+EXTENSION_BY_FORMAT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
+
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded photo and what we know about its file."""
+
+    image: Image.Image  # RGB, EXIF orientation applied
+    content_id: str  # sha256 of the file's bytes, hex
+    data: bytes
+    format: str  # JPEG, PNG, WEBP, GIF or MPO
+    file_name: str  # sanitised, for display only: never a path
+    width: int  # after orientation
+    height: int
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.data)
+
+    @property
+    def extension(self) -> str:
+        return EXTENSION_BY_FORMAT.get(self.format, "img")
+
+
+def content_id(data: bytes) -> str:
+    """The stable id of a file: the sha256 of its bytes, so a re-upload is recognised."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def display_name(name: str | None, limit: int = 120) -> str:
+    """A file name safe to show and store: no folders, no control characters."""
+    if not name:
+        return "photo"
+    name = unicodedata.normalize("NFC", str(name))
+    name = re.split(r"[\\/]", name)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
+    return name[:limit] or "photo"
+
+
+def read_source(source: ImageSource, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[bytes, str]:
+    """Read the bytes of a path, a bytes object or a file object, refusing oversize files early.
+
+    Returns:
+        The bytes and a display name.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        name = "photo"
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        name = path.name
+        try:
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise ImageTooLarge(_too_many_bytes(size, max_bytes))
+            with path.open("rb") as f:
+                data = f.read(max_bytes + 1)
+        except FileNotFoundError:
+            raise ImageRejected(f"There is no file at {path}.") from None
+        except IsADirectoryError:
+            raise ImageRejected(f"{path} is a folder, not an image.") from None
+        except PermissionError:
+            raise ImageRejected(f"We are not allowed to read {path}.") from None
+    elif hasattr(source, "read"):
+        name = getattr(source, "name", None) or "photo"
+        if hasattr(source, "seek"):
+            try:
+                source.seek(0)
+            except (OSError, ValueError):
+                pass  # a pipe or a socket reads from where it is
+        data = source.read(max_bytes + 1)
+        if isinstance(data, str):
+            raise ValueError("source: open the file in binary mode ('rb')")
+    else:
+        raise ValueError(f"source: expected a path, bytes or a file object, not {type(source).__name__}")
+    if len(data) > max_bytes:
+        raise ImageTooLarge(_too_many_bytes(len(data), max_bytes, at_least=True))
+    return data, display_name(str(name))
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    name: str | None = None,
+) -> LoadedImage:
+    """Open a photo for the model: an upright RGB image, or a clear refusal.
+
+    Args:
+        source: a path, the file's bytes, or a binary file object (e.g. Streamlit's upload).
+        max_bytes: files larger than this are refused before they are read in full.
+        max_pixels: images with more pixels are refused before they are decoded.
+        name: the display name to keep (defaults to the path's or file object's name).
+
+    Returns:
+        A LoadedImage whose `image` is RGB with EXIF orientation applied.
+
+    Raises:
+        ImageRejected: (or a subclass) with a message a moderator can act on.
+    """
+    data, source_name = read_source(source, max_bytes)
+    return decode_image(data, name=display_name(name) if name else source_name, max_pixels=max_pixels)
+
+
+def decode_image(data: bytes, *, name: str = "photo", max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Decode bytes already read (see load_image for the checks made)."""
+    if not data:
+        raise ImageRejected("The file is empty.")
+    image = _open_checked(data, max_pixels)
+    fmt = image.format
+    try:
+        image.load()
+        rgb = _to_rgb(_upright(image))
+    except ImageRejected:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.DecompressionBombError):
+        # Pillow says "image file is truncated", "broken data stream", ... all mean the same to a person.
+        raise ImageRejected("The image is truncated or corrupt; please upload the complete file.") from None
+    finally:
+        image.close()
+    return LoadedImage(
+        image=rgb, content_id=content_id(data), data=data, format=fmt,
+        file_name=name, width=rgb.width, height=rgb.height,
+    )
+
+
+def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
+    """Open the header only and refuse what we must not decode."""
+    with warnings.catch_warnings():
+        # Pillow warns above its own limit; ours (below) is the one that counts.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as err:
+            raise ImageTooLarge(_bomb_message(str(err), max_pixels)) from None
+        except UnidentifiedImageError:
+            kind = _claimed_format(data)
+            if kind:
+                raise ImageRejected(
+                    f"This {kind} file is corrupt or has no pixels, so it cannot be opened."
+                ) from None
+            raise ImageRejected(
+                "This file is not an image we can open; please upload a JPEG, PNG, WebP or GIF photo."
+            ) from None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error):
+            raise ImageRejected("The image is truncated or corrupt; please upload the complete file.") from None
+    if image.format not in ACCEPTED_FORMATS:
+        fmt = image.format or "unknown"
+        image.close()
+        raise UnsupportedImageType(
+            f"This is a {fmt} image; we accept JPEG, PNG, WebP and GIF. Please convert it and upload again."
+        )
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        image.close()
+        raise ImageRejected(f"The image has no pixels ({width} × {height}).")
+    if width * height > max_pixels:
+        image.close()
+        raise ImageTooLarge(
+            f"The image is {width:,} × {height:,} pixels; the limit is {max_pixels:,} pixels in all."
+        )
+    return image
+
+
+_SIGNATURES = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+}
+
+
+def _claimed_format(data: bytes) -> str | None:
+    """The format a file's first bytes claim, to tell 'corrupt image' from 'not an image'."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((fmt for sig, fmt in _SIGNATURES.items() if data.startswith(sig)), None)
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply EXIF orientation; a missing or invalid value (0 is common in Food-101) means as stored."""
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block must not cost us the photo itself
+        return image
+    if orientation not in (2, 3, 4, 5, 6, 7, 8):
+        return image
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:
+        return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Every mode to 8-bit RGB; transparency is composited onto white."""
+    image = _to_srgb(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        image = _high_depth_to_la(image)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _high_depth_to_la(image: Image.Image) -> Image.Image:
+    """16-bit or 32-bit grey to 8-bit L (with its transparent value as alpha, if any)."""
+    values = np.asarray(image, dtype=np.float64)
+    transparent = image.info.get("transparency")
+    peak = values.max() if values.size else 0
+    scale = 255.0 / 65535.0 if peak > 255 else 1.0
+    grey = Image.fromarray(np.clip(values * scale, 0, 255).astype(np.uint8), "L")
+    if isinstance(transparent, int):
+        alpha = Image.fromarray(np.where(values == transparent, 0, 255).astype(np.uint8), "L")
+        grey = Image.merge("LA", (grey, alpha))
+    return grey
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    """Honour an embedded colour profile so colours look as the photographer saw them."""
+    profile = image.info.get("icc_profile")
+    if not profile or image.mode not in ("RGB", "CMYK"):
+        return image
+    try:
+        return ImageCms.profileToProfile(image, io.BytesIO(profile), _SRGB, outputMode="RGB")
+    except Exception:  # a malformed profile: fall back to the raw pixels
+        return image
+
+
+# A folder walk picks these up (content is checked on load, so a refused TIFF
+# gets its reason); other files in the folder, like a README, are not photos.
+FOLDER_EXTENSIONS = ACCEPTED_EXTENSIONS + (".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif", ".jfif", ".apng")
+
+
+def find_images(paths) -> list[Path]:
+    """Expand folders into the image files under them (sorted); files named directly are kept."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p for p in path.rglob("*")
+                    if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in FOLDER_EXTENSIONS
+                )
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def _too_many_bytes(size: int, limit: int, at_least: bool = False) -> str:
+    more = "more than " if at_least else ""
+    return f"The file is {more}{size / 1024 / 1024:.1f} MB; the limit is {limit / 1024 / 1024:g} MB."
+
+
+def _bomb_message(detail: str, max_pixels: int) -> str:
+    numbers = re.findall(r"\((\d+) pixels\)", detail)
+    claimed = f"{int(numbers[0]):,} pixels" if numbers else "an enormous size"
+    return f"The image claims {claimed}; the limit is {max_pixels:,} pixels in all."
+
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a half photo must be refused, not padded with grey

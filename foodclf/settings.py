@@ -1,0 +1,125 @@
+"""All configuration, read once from environment variables.
+
+Nothing else in foodclf reads os.environ: callers build `Settings(...)` directly
+(tests do) or call `load_settings()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from foodclf.errors import SettingsError
+
+DEFAULT_MODEL = "nateraw/food"
+
+
+def _setting(default, env: str, help: str):
+    return field(default=default, metadata={"env": env, "help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of foodclf, with its default and the variable that sets it."""
+
+    model: str = _setting(
+        DEFAULT_MODEL, "FOODCLF_MODEL",
+        "Hugging Face hub id or local folder of an image-classification or CLIP model.")
+    zero_shot_labels: tuple[str, ...] = _setting(
+        (), "FOODCLF_ZERO_SHOT_LABELS",
+        "Comma-separated categories for a CLIP model (empty: the 101 Food-101 classes).")
+    database_url: str = _setting(
+        "sqlite:///data/foodclf.db", "FOODCLF_DATABASE_URL",
+        "SQLAlchemy URL of the feedback database (SQLite file or PostgreSQL).")
+    image_dir: str = _setting(
+        "data/images", "FOODCLF_IMAGE_DIR",
+        "Folder where stored photos are kept, named by content id.")
+    model_dir: str = _setting(
+        "data/models", "FOODCLF_MODEL_DIR",
+        "Folder where `foodclf train` writes new models.")
+    cache_dir: str = _setting(
+        "data/cache", "FOODCLF_CACHE_DIR",
+        "Folder for the training feature cache.")
+    top_k: int = _setting(5, "FOODCLF_TOP_K", "How many categories to show per photo (0: all).")
+    uncertain_below: float = _setting(
+        0.5, "FOODCLF_UNCERTAIN_BELOW",
+        "A top score under this marks the result uncertain (0 to 1).")
+    uncertain_margin: float = _setting(
+        0.1, "FOODCLF_UNCERTAIN_MARGIN",
+        "A top-1 minus top-2 gap under this marks the result uncertain (0 to 1).")
+    max_upload_mb: float = _setting(10.0, "FOODCLF_MAX_UPLOAD_MB", "Largest accepted file, in MB.")
+    max_pixels: int = _setting(
+        40_000_000, "FOODCLF_MAX_PIXELS",
+        "Largest accepted image, in pixels (width x height), checked before decoding.")
+    device: str = _setting("auto", "FOODCLF_DEVICE", "auto, cpu, cuda or cuda:N.")
+    precision: str = _setting(
+        "auto", "FOODCLF_PRECISION",
+        "auto, fp32, bf16 or fp16; auto uses bf16 only where the hardware runs it natively.")
+    batch_size: int = _setting(16, "FOODCLF_BATCH_SIZE", "Images per forward pass.")
+    workers: int = _setting(
+        2, "FOODCLF_WORKERS", "Threads that decode and preprocess images beside the model.")
+    api_tokens: tuple[str, ...] = _setting(
+        (), "FOODCLF_API_TOKENS",
+        "Comma-separated bearer tokens the HTTP API accepts (none: loopback only).")
+    reviewer: str = _setting(
+        "", "FOODCLF_REVIEWER", "Name recorded as who added photos from the CLI (default: login name).")
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.uncertain_below <= 1.0, "FOODCLF_UNCERTAIN_BELOW", "a number from 0 to 1")
+        _check(0.0 <= self.uncertain_margin <= 1.0, "FOODCLF_UNCERTAIN_MARGIN", "a number from 0 to 1")
+        _check(self.top_k >= 0, "FOODCLF_TOP_K", "0 or more")
+        _check(self.max_upload_mb > 0, "FOODCLF_MAX_UPLOAD_MB", "more than 0")
+        _check(self.max_pixels > 0, "FOODCLF_MAX_PIXELS", "more than 0")
+        _check(self.batch_size >= 1, "FOODCLF_BATCH_SIZE", "1 or more")
+        _check(self.workers >= 0, "FOODCLF_WORKERS", "0 or more")
+        _check(self.precision in ("auto", "fp32", "bf16", "fp16"), "FOODCLF_PRECISION",
+               "one of auto, fp32, bf16, fp16")
+        _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+               "FOODCLF_DEVICE", "auto, cpu, cuda or cuda:N")
+        _check(bool(self.model.strip()), "FOODCLF_MODEL", "a hub id or a folder")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _check(ok: bool, env: str, expected: str) -> None:
+    if not ok:
+        raise SettingsError(f"{env} must be {expected}.")
+
+
+def setting_fields() -> list[dataclasses.Field]:
+    """The fields of Settings, each with metadata env and help (for docs and tests)."""
+    return list(dataclasses.fields(Settings))
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from environment variables; unset ones keep their defaults.
+
+    Raises:
+        SettingsError: naming the variable whose value cannot be used.
+    """
+    environ = os.environ if environ is None else environ
+    values = {}
+    for f in setting_fields():
+        raw = environ.get(f.metadata["env"])
+        if raw is None or raw.strip() == "":
+            continue
+        values[f.name] = _parse(raw.strip(), f)
+    return Settings(**values)
+
+
+def _parse(raw: str, f: dataclasses.Field):
+    kind = type(f.default)
+    if kind is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    try:
+        return kind(raw)
+    except ValueError:
+        expected = {int: "a whole number", float: "a number"}.get(kind, "text")
+        raise SettingsError(f"{f.metadata['env']} must be {expected}, not {raw!r}.") from None
