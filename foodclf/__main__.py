@@ -1,0 +1,5 @@
+import sys
+
+from foodclf.cli import main
+
+sys.exit(main())

@@ -1,0 +1,132 @@
+"""The streaming batch path: decode in worker threads while the model runs.
+
+Sources come in as an iterator and results go out in the same order, with at most
+a few batches in flight, so memory stays flat however many photos a folder holds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import torch
+
+from foodclf.errors import FoodclfError
+from foodclf.images import LoadedImage, load_image
+
+
+@dataclass
+class BatchItem:
+    """One source's outcome: a result, or the error that refused it."""
+
+    source: Any
+    loaded: LoadedImage | None = None
+    result: Any = None  # ClassificationResult
+    error: FoodclfError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class _Prepared:
+    source: Any
+    loaded: LoadedImage | None
+    pixels: torch.Tensor | None
+    error: FoodclfError | None
+
+
+def classify_stream(
+    classifier,
+    sources: Iterable,
+    *,
+    top_k: int | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+) -> Iterator[BatchItem]:
+    """Classify a stream of photos in batches, yielding one BatchItem per source, in input order.
+
+    Args:
+        classifier: a foodclf Classifier.
+        sources: paths, bytes, binary files, (name, bytes) pairs or LoadedImage objects.
+        top_k: classes per result (None: the classifier's setting; 0: all).
+        batch_size: images per forward pass (None: the classifier's setting).
+        workers: decoding threads (None: the classifier's setting; 0: decode inline).
+
+    Returns:
+        An iterator of BatchItem; a refused file carries its error and the stream goes on.
+    """
+    batch_size = batch_size or classifier.batch_size
+    workers = classifier.workers if workers is None else workers
+
+    def prepare(source) -> _Prepared:
+        try:
+            loaded = _load(source, classifier)
+            return _Prepared(source, loaded, classifier.preprocess([loaded.image]), None)
+        except FoodclfError as err:
+            return _Prepared(source, None, None, err)
+
+    if workers == 0:
+        prepared = (prepare(source) for source in sources)
+        yield from _batches(classifier, prepared, batch_size, top_k)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="foodclf-decode") as pool:
+        yield from _batches(classifier, _ordered(pool, prepare, sources, ahead=2 * batch_size), batch_size, top_k)
+
+
+def _ordered(pool: ThreadPoolExecutor, prepare, sources: Iterable, ahead: int) -> Iterator[_Prepared]:
+    """Map prepare over sources in the pool, keeping at most `ahead` in flight, yielding in order."""
+    pending: deque[Future] = deque()
+    iterator = iter(sources)
+    try:
+        for source in iterator:
+            pending.append(pool.submit(prepare, source))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:  # the consumer stopped early: don't decode the rest
+            future.cancel()
+
+
+def _batches(classifier, prepared: Iterable[_Prepared], batch_size: int, top_k) -> Iterator[BatchItem]:
+    waiting: list[_Prepared] = []
+    count = 0
+    for item in prepared:
+        waiting.append(item)
+        count += item.pixels is not None
+        if count >= batch_size:
+            yield from _run(classifier, waiting, top_k)
+            waiting, count = [], 0
+    if waiting:
+        yield from _run(classifier, waiting, top_k)
+
+
+def _run(classifier, waiting: list[_Prepared], top_k) -> Iterator[BatchItem]:
+    """One forward pass over the decodable items; refused ones pass through in place."""
+    good = [item for item in waiting if item.pixels is not None]
+    results = iter(())
+    if good:
+        started = time.perf_counter()
+        logits = classifier.logits(torch.cat([item.pixels for item in good]))
+        latency_ms = (time.perf_counter() - started) * 1000 / len(good)
+        results = iter(classifier.postprocess(logits, top_k, latency_ms))
+    for item in waiting:
+        if item.pixels is None:
+            yield BatchItem(item.source, error=item.error)
+        else:
+            yield BatchItem(item.source, loaded=item.loaded, result=next(results))
+
+
+def _load(source, classifier) -> LoadedImage:
+    if isinstance(source, LoadedImage):
+        return source
+    name = None
+    if isinstance(source, tuple) and len(source) == 2:
+        name, source = source
+    return load_image(source, max_bytes=classifier.max_bytes, max_pixels=classifier.max_pixels, name=name)

@@ -1,0 +1,369 @@
+"""The classifier: photos in, sorted class scores out.
+
+The pipeline is split as in transformers' own pipelines: `preprocess` (PIL -> tensors),
+`_forward` (tensors -> logits, no I/O) and `postprocess` (logits -> sorted scores), so the
+batch path in `foodclf.batching` can overlap the first with the second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import torch
+from PIL import Image
+
+from foodclf.errors import ModelUnavailable
+from foodclf.labels import FOOD101_LABELS, display_label  # noqa: F401  (re-exported)
+from foodclf.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The prompt CLIP compares each photo to; "a type of food" steers it to dishes.
+ZERO_SHOT_TEMPLATE = "a photo of {}, a type of food."
+
+
+@dataclass(frozen=True)
+class ClassificationResult:
+    """What the model says about one photo."""
+
+    class_scores: list[dict]  # [{"label": str, "score": float}], highest first
+    highest_probability_class: str
+    uncertain: bool
+    model_id: str
+    fingerprint: str
+    latency_ms: float = 0.0
+
+    @property
+    def top_score(self) -> float:
+        return self.class_scores[0]["score"]
+
+    def to_dict(self) -> dict:
+        return {
+            "class_scores": [dict(s) for s in self.class_scores],
+            "highest_probability_class": self.highest_probability_class,
+            "uncertain": self.uncertain,
+            "model": {"id": self.model_id, "fingerprint": self.fingerprint},
+        }
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """When a result is flagged for a moderator's eyes first."""
+
+    below: float = 0.5  # top score under this
+    margin: float = 0.1  # or top-1 minus top-2 under this
+
+    def __call__(self, scores: Sequence[float]) -> bool:
+        top = scores[0]
+        second = scores[1] if len(scores) > 1 else 0.0
+        return top < self.below or (top - second) < self.margin
+
+
+@dataclass
+class Classifier:
+    """A loaded model with its processor; call `classify` with RGB PIL images."""
+
+    model_id: str
+    model: torch.nn.Module
+    processor: object
+    labels: list[str]
+    device: torch.device
+    precision: str  # "fp32", "bf16" or "fp16": the arithmetic of the forward pass
+    fingerprint: str
+    uncertainty: Uncertainty = field(default_factory=Uncertainty)
+    top_k: int = 5
+    zero_shot: bool = False
+    load_seconds: float = 0.0
+    # How the batch path reads files and groups them (see foodclf.batching).
+    batch_size: int = 16
+    workers: int = 2
+    max_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    _text_embeds: torch.Tensor | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def short_fingerprint(self) -> str:
+        return self.fingerprint[:12]
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """RGB images -> a float32 pixel batch on the CPU."""
+        processor = getattr(self.processor, "image_processor", self.processor)
+        return processor(images=list(images), return_tensors="pt")["pixel_values"]
+
+    def _forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Pixel batch -> logits (float32, CPU). No I/O, no Python per image."""
+        pixel_values = pixel_values.to(self.device, non_blocking=True)
+        with torch.inference_mode(), self._autocast():
+            if self.zero_shot:
+                image_embeds = self.model.get_image_features(pixel_values=pixel_values)
+                image_embeds = _as_tensor(image_embeds)
+                image_embeds = image_embeds / image_embeds.norm(dim=-1, keepdim=True)
+                logits = self.model.logit_scale.exp() * image_embeds @ self._text_embeds.T
+            else:
+                logits = self.model(pixel_values=pixel_values).logits
+        return logits.float().cpu()
+
+    def postprocess(self, logits: torch.Tensor, top_k: int | None = None, latency_ms: float = 0.0):
+        """Logits -> one ClassificationResult per row, scores sorted, top_k clamped to the label count."""
+        k = self.top_k if top_k is None else top_k
+        k = len(self.labels) if k <= 0 else min(k, len(self.labels))
+        probabilities = logits.softmax(dim=-1)
+        scores, indices = probabilities.sort(dim=-1, descending=True)
+        results = []
+        for row_scores, row_indices in zip(scores.tolist(), indices.tolist()):
+            class_scores = [
+                {"label": self.labels[i], "score": float(s)} for i, s in zip(row_indices[:k], row_scores[:k])
+            ]
+            results.append(
+                ClassificationResult(
+                    class_scores=class_scores,
+                    highest_probability_class=class_scores[0]["label"],
+                    uncertain=self.uncertainty(row_scores),
+                    model_id=self.model_id,
+                    fingerprint=self.fingerprint,
+                    latency_ms=latency_ms,
+                )
+            )
+        return results
+
+    def classify(self, images: Sequence[Image.Image], top_k: int | None = None) -> list[ClassificationResult]:
+        """Classify RGB images as one batch.
+
+        Args:
+            images: RGB PIL images (see foodclf.images.load_image).
+            top_k: how many classes per image; 0 means all; None uses the setting.
+
+        Returns:
+            One ClassificationResult per image, in order.
+        """
+        if not images:
+            return []
+        started = time.perf_counter()
+        logits = self.logits(self.preprocess(images))
+        latency_ms = (time.perf_counter() - started) * 1000 / len(images)
+        return self.postprocess(logits, top_k, latency_ms)
+
+    def classify_image(self, image: Image.Image, top_k: int | None = None) -> ClassificationResult:
+        """Classify one RGB image."""
+        return self.classify([image], top_k)[0]
+
+    def logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The forward pass, serialised: one model shared by threads must not run twice at once."""
+        with self._lock:
+            return self._forward(pixel_values)
+
+    def classify_many(self, sources: Iterable, top_k: int | None = None, **options) -> Iterator:
+        """Stream sources (paths, bytes, files) through the batch path; see foodclf.batching."""
+        from foodclf.batching import classify_stream
+
+        return classify_stream(self, sources, top_k=top_k, **options)
+
+    def _autocast(self):
+        if self.precision == "fp32":
+            return torch.autocast(self.device.type, enabled=False)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def describe(self) -> dict:
+        """Plain facts for a sidebar or /readyz."""
+        return {
+            "id": self.model_id,
+            "fingerprint": self.fingerprint,
+            "labels": len(self.labels),
+            "device": str(self.device),
+            "precision": self.precision,
+            "zero_shot": self.zero_shot,
+            "load_seconds": round(self.load_seconds, 2),
+        }
+
+
+def _as_tensor(output) -> torch.Tensor:
+    # transformers 5 may return a model output instead of a bare tensor here.
+    if isinstance(output, torch.Tensor):
+        return output
+    return getattr(output, "pooler_output", None) if hasattr(output, "pooler_output") else output[0]
+
+
+# ---- device and precision -------------------------------------------------------------------
+
+def pick_device(setting: str = "auto") -> torch.device:
+    """auto: the GPU when there is one, else the CPU."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelUnavailable(f"FOODCLF_DEVICE is {setting}, but no CUDA GPU is visible; use auto or cpu.")
+    return torch.device(setting)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); emulated bf16 is slower."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def pick_precision(setting: str, device: torch.device) -> str:
+    """auto: bf16 (fp16 on GPUs without it) where the hardware runs it natively, else fp32."""
+    if setting != "auto":
+        if device.type == "cpu" and setting == "fp16":
+            raise ModelUnavailable("FOODCLF_PRECISION=fp16 needs a GPU; use auto, fp32 or bf16 on the CPU.")
+        return setting
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+# ---- loading --------------------------------------------------------------------------------
+
+_CACHE: dict[tuple, Classifier] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_classifier(settings: Settings, model: str | None = None) -> Classifier:
+    """The classifier for these settings, loaded once per process.
+
+    Args:
+        settings: model, device, precision, thresholds and zero-shot labels.
+        model: a hub id or folder overriding settings.model.
+
+    Raises:
+        ModelUnavailable: the model cannot be loaded; the message says how to fix it.
+    """
+    model_id = model or settings.model
+    key = (model_id, settings.device, settings.precision, settings.zero_shot_labels)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = _load(model_id, settings)
+        classifier = _CACHE[key]
+    classifier.uncertainty = Uncertainty(settings.uncertain_below, settings.uncertain_margin)
+    classifier.top_k = settings.top_k
+    classifier.batch_size = settings.batch_size
+    classifier.workers = settings.workers
+    classifier.max_bytes = settings.max_upload_bytes
+    classifier.max_pixels = settings.max_pixels
+    return classifier
+
+
+def forget_classifiers() -> None:
+    """Drop cached models (after switching the active model, or in tests)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _load(model_id: str, settings: Settings) -> Classifier:
+    from transformers import AutoConfig
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress bars are the ones people read
+    started = time.perf_counter()
+    device = pick_device(settings.device)
+    precision = pick_precision(settings.precision, device)
+    local = _looks_local(model_id)
+    if local and not Path(model_id).expanduser().is_dir():
+        raise ModelUnavailable(
+            f"There is no model folder at {model_id}. Set FOODCLF_MODEL to a folder written by "
+            "`save_pretrained` (or by `python -m foodclf train`), or to a Hugging Face hub id."
+        )
+    # Without a network, the hub client retries for half a minute; a quick probe lets us
+    # go straight to the local cache (and a plain message if the model is not there).
+    offline = not local and not _hub_reachable()
+    try:
+        config = AutoConfig.from_pretrained(model_id, local_files_only=offline)
+        if _is_zero_shot(config):
+            classifier = _load_zero_shot(model_id, settings, device, precision, offline)
+        else:
+            classifier = _load_image_classifier(model_id, device, precision, offline)
+    except ModelUnavailable:
+        raise
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelUnavailable(_load_error_message(model_id, err)) from err
+    classifier.load_seconds = time.perf_counter() - started
+    log.info("loaded %s (%s, %s) in %.1f s", model_id, device, precision, classifier.load_seconds)
+    return classifier
+
+
+def _is_zero_shot(config) -> bool:
+    return getattr(config, "model_type", "") in ("clip", "siglip", "siglip2") or hasattr(config, "text_config")
+
+
+def _looks_local(model_id: str) -> bool:
+    return model_id.startswith((".", "/", "~")) or Path(model_id).expanduser().exists()
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _load_image_classifier(model_id: str, device: torch.device, precision: str, offline=False) -> Classifier:
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    processor = AutoImageProcessor.from_pretrained(model_id, local_files_only=offline)
+    model = AutoModelForImageClassification.from_pretrained(model_id, local_files_only=offline)
+    model = model.to(device).eval()
+    id2label = model.config.id2label
+    labels = [str(id2label[i]) for i in range(len(id2label))]
+    return Classifier(
+        model_id=model_id, model=model, processor=processor, labels=labels, device=device,
+        precision=precision, fingerprint=weights_fingerprint(model, labels),
+    )
+
+
+def _load_zero_shot(model_id: str, settings: Settings, device, precision, offline=False) -> Classifier:
+    from transformers import AutoModelForZeroShotImageClassification, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(model_id, local_files_only=offline)
+    model = AutoModelForZeroShotImageClassification.from_pretrained(model_id, local_files_only=offline)
+    model = model.to(device).eval()
+    labels = list(settings.zero_shot_labels) or list(FOOD101_LABELS)
+    prompts = [ZERO_SHOT_TEMPLATE.format(display_label(label).lower()) for label in labels]
+    tokens = processor.tokenizer(prompts, padding=True, return_tensors="pt").to(device)
+    with torch.inference_mode():
+        text = _as_tensor(model.get_text_features(**tokens)).float()
+    classifier = Classifier(
+        model_id=model_id, model=model, processor=processor, labels=labels, device=device,
+        precision=precision, fingerprint=weights_fingerprint(model, labels), zero_shot=True,
+    )
+    classifier._text_embeds = text / text.norm(dim=-1, keepdim=True)
+    return classifier
+
+
+def weights_fingerprint(model: torch.nn.Module, labels: Sequence[str]) -> str:
+    """sha256 of every weight tensor (by name) and the label list: same weights, same id."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        data = tensor.detach().to("cpu").contiguous()
+        digest.update(str(data.dtype).encode())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    digest.update("\n".join(labels).encode())
+    return digest.hexdigest()
+
+
+def _load_error_message(model_id: str, err: Exception) -> str:
+    if _looks_local(model_id):
+        return (
+            f"Could not load a model from the folder {model_id!r}: {err}. "
+            "The folder needs config.json, the weights and preprocessor_config.json "
+            "(as `save_pretrained` writes them); set FOODCLF_MODEL to such a folder."
+        )
+    return (
+        f"Could not load the model {model_id!r} from the Hugging Face hub: the hub cannot be reached "
+        "from this machine, or there is no such model. "
+        "To work offline, download it once on a machine with network "
+        "(`huggingface-cli download` or `save_pretrained`) and set FOODCLF_MODEL=/path/to/model-folder, "
+        "or train one here with `python -m foodclf train`."
+    )

@@ -1,0 +1,1 @@
+"""Command modules of `python -m foodclf`: each has add_arguments(parser) and run(args, settings)."""
