@@ -7,6 +7,7 @@ batch path in `foodclf.batching` can overlap the first with the second.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -224,6 +225,7 @@ def pick_precision(setting: str, device: torch.device) -> str:
 # ---- loading --------------------------------------------------------------------------------
 
 _CACHE: dict[tuple, Classifier] = {}
+_VIEWS: dict[tuple, Classifier] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -239,23 +241,26 @@ def load_classifier(settings: Settings, model: str | None = None) -> Classifier:
     """
     model_id = model or settings.model
     key = (model_id, settings.device, settings.precision, settings.zero_shot_labels)
+    options = dict(
+        uncertainty=Uncertainty(settings.uncertain_below, settings.uncertain_margin),
+        top_k=settings.top_k, batch_size=settings.batch_size, workers=settings.workers,
+        max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels,
+    )
+    view_key = key + tuple(sorted((name, repr(value)) for name, value in options.items()))
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = _load(model_id, settings)
-        classifier = _CACHE[key]
-    classifier.uncertainty = Uncertainty(settings.uncertain_below, settings.uncertain_margin)
-    classifier.top_k = settings.top_k
-    classifier.batch_size = settings.batch_size
-    classifier.workers = settings.workers
-    classifier.max_bytes = settings.max_upload_bytes
-    classifier.max_pixels = settings.max_pixels
-    return classifier
+        if view_key not in _VIEWS:
+            # Same weights, lock and text embeddings; only the per-settings knobs differ.
+            _VIEWS[view_key] = dataclasses.replace(_CACHE[key], **options)
+        return _VIEWS[view_key]
 
 
 def forget_classifiers() -> None:
     """Drop cached models (after switching the active model, or in tests)."""
     with _CACHE_LOCK:
         _CACHE.clear()
+        _VIEWS.clear()
 
 
 def _load(model_id: str, settings: Settings) -> Classifier:

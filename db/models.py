@@ -1,0 +1,179 @@
+"""The feedback store's tables: images, predictions, reviews and the trained-model registry."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text,
+    TypeDecorator, UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Where an image came from: the dashboard's uploader, `foodclf ingest DIR`, or the HTTP API.
+SOURCES = ("upload", "folder", "api")
+# What a moderator did. `undone` rows are appended by undo and point at the row they cancel.
+DECISIONS = ("confirmed", "corrected", "not_food")
+ACTIONS = DECISIONS + ("skipped", "undone")
+
+LABEL_LENGTH = 64
+NAME_LENGTH = 100
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """An aware UTC datetime, stored naive in UTC so SQLite and PostgreSQL agree on days."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value  # a naive value is taken to be UTC already
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    # Named constraints, so later migrations can drop or alter them on every dialect.
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+
+
+class ImageRow(Base):
+    """One photo, stored once per content id, with its current prediction and decision denormalised."""
+
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_id: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the bytes
+    file_name: Mapped[str] = mapped_column(String(255))  # sanitised, for display only: never a path
+    stored_path: Mapped[str] = mapped_column(String(80))  # "<content id>.<ext>", relative to FOODCLF_IMAGE_DIR
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(8))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))  # upload, folder or api
+    added_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    # The latest prediction, copied here so the queue sorts by score without a join.
+    # Plain integers, not foreign keys: images <-> predictions/reviews would be a cycle,
+    # which SQLite cannot add after the fact; only db/ code writes them, in one transaction.
+    prediction_id: Mapped[Optional[int]] = mapped_column(Integer)
+    top_label: Mapped[Optional[str]] = mapped_column(String(LABEL_LENGTH))
+    top_score: Mapped[Optional[float]] = mapped_column(Float)
+
+    # The decision in force (latest not skipped, not undone); NULL means unreviewed.
+    # It is also the version the optimistic-concurrency check compares.
+    current_review_id: Mapped[Optional[int]] = mapped_column(Integer)
+    current_label: Mapped[Optional[str]] = mapped_column(String(LABEL_LENGTH))
+    current_action: Mapped[Optional[str]] = mapped_column(String(16))
+    reviewed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint(_in("source", SOURCES), name="source"),
+        # Queue pages: unreviewed first column, then the sort key, then id as the tie-break.
+        Index("ix_images_queue_score", "current_review_id", "top_score", "id"),
+        Index("ix_images_queue_label", "current_review_id", "top_label", "top_score", "id"),
+        Index("ix_images_queue_id", "current_review_id", "id"),
+        Index("ix_images_top_label", "top_label", "id"),
+        Index("ix_images_current_label", "current_label", "id"),
+        Index("ix_images_added_at", "added_at", "id"),
+        Index("ix_images_reviewed_at", "reviewed_at"),
+    )
+
+    def __repr__(self) -> str:
+        return f"ImageRow(id={self.id!r}, content_id={self.content_id[:12]!r}, top_label={self.top_label!r})"
+
+
+class PredictionRow(Base):
+    """What one model (by weights fingerprint) said about one image."""
+
+    __tablename__ = "predictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    model_id: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    top_label: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    top_score: Mapped[float] = mapped_column(Float)
+    scores: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{"label", "score"}], highest first
+    uncertain: Mapped[bool] = mapped_column(Boolean)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("image_id", "fingerprint"),
+        Index("ix_predictions_fingerprint_score", "fingerprint", "top_score", "image_id"),
+        Index("ix_predictions_top_label", "top_label"),
+    )
+
+    def __repr__(self) -> str:
+        return f"PredictionRow(id={self.id!r}, image_id={self.image_id!r}, top_label={self.top_label!r})"
+
+
+class ReviewRow(Base):
+    """One moderator decision; rows are only ever appended (undo appends an `undone` row)."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    prediction_id: Mapped[Optional[int]] = mapped_column(ForeignKey("predictions.id"))
+    action: Mapped[str] = mapped_column(String(16))  # see ACTIONS
+    final_label: Mapped[Optional[str]] = mapped_column(String(LABEL_LENGTH))  # None for skipped, undone
+    reviewer: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    note: Mapped[Optional[str]] = mapped_column(Text)
+    # Unique: a decision is undone at most once, even if two undo clicks race.
+    undoes_review_id: Mapped[Optional[int]] = mapped_column(ForeignKey("reviews.id"), unique=True)
+
+    __table_args__ = (
+        CheckConstraint(_in("action", ACTIONS), name="action"),
+        Index("ix_reviews_image", "image_id", "id"),
+        Index("ix_reviews_reviewer", "reviewer", "id"),
+        Index("ix_reviews_created_at", "created_at"),
+    )
+
+    def __repr__(self) -> str:
+        return (f"ReviewRow(id={self.id!r}, image_id={self.image_id!r}, action={self.action!r}, "
+                f"final_label={self.final_label!r}, reviewer={self.reviewer!r})")
+
+
+class TrainedModel(Base):
+    """A model fine-tuned from moderators' labels; at most one is active at a time."""
+
+    __tablename__ = "trained_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    path: Mapped[str] = mapped_column(String(1024))  # folder loadable by load_classifier
+    base_model: Mapped[str] = mapped_column(String(255))
+    labels: Mapped[list[str]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    train_size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    def __repr__(self) -> str:
+        return f"TrainedModel(id={self.id!r}, name={self.name!r}, active={self.active!r})"

@@ -1,0 +1,74 @@
+"""The FastAPI application factory: settings in, app out (tests pass their own Settings)."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from foodclf.api.errors import install_error_handlers
+from foodclf.api.limits import BodyLimit
+from foodclf.api.loader import ModelSlot
+from foodclf.api.routes import health, v1
+from foodclf.api.tagger import Tagger
+from foodclf.api.uploads import MAX_BATCH_FILES, MULTIPART_OVERHEAD
+from foodclf.classifier import Classifier
+from foodclf.settings import Settings
+
+DESCRIPTION = """Tags food photos with the active model and stores each photo and prediction
+in the moderators' review queue, exactly as a dashboard upload is.
+
+Send `Authorization: Bearer <token>` (a token from `FOODCLF_API_TOKENS`) with every `/v1` call.
+Errors are `{"error": {"code": ..., "message": ...}}`."""
+
+# Bodies of other endpoints: none expected; a small cap stops anyone parking data on us.
+OTHER_BODY_LIMIT = 64 * 1024
+
+
+def create_app(settings: Settings, classifier: Classifier | None = None) -> FastAPI:
+    """Build the API.
+
+    Args:
+        settings: model, database, image folder, limits and tokens.
+        classifier: an already loaded model (tests); None loads settings.model in a
+            background thread at startup, and /readyz answers 503 until it is in.
+
+    Returns:
+        The ASGI application (serve it with uvicorn, or wrap it in FastAPI's TestClient).
+    """
+    model = ModelSlot(classifier)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        model.start_loading(settings)
+        yield
+        app.state.tagger.close()
+
+    app = FastAPI(title="foodclf", summary="What food is in this photo?", description=DESCRIPTION,
+                  version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.model = model
+    app.state.tagger = Tagger(settings)
+    app.add_middleware(BodyLimit, limit_for=body_limits(settings))
+    install_error_handlers(app)
+    app.include_router(health)
+    app.include_router(v1)
+    return app
+
+
+def body_limits(settings: Settings):
+    """The per-path body cap and the rule a refused client is told."""
+    photo_mb = f"{settings.max_upload_mb:g} MB"
+    caps = {
+        "/v1/classify": (settings.max_upload_bytes + MULTIPART_OVERHEAD, f"a photo may be at most {photo_mb}"),
+        "/v1/classify/batch": (
+            MAX_BATCH_FILES * (settings.max_upload_bytes + MULTIPART_OVERHEAD),
+            f"a batch may hold at most {MAX_BATCH_FILES} photos of at most {photo_mb} each",
+        ),
+    }
+    other = (OTHER_BODY_LIMIT, "this endpoint takes no request body")
+
+    def limit_for(path: str) -> tuple[int, str]:
+        return caps.get(path.rstrip("/"), other)
+
+    return limit_for

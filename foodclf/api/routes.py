@@ -1,0 +1,79 @@
+"""The endpoints: thin, each reads its input, hands the work to the Tagger in a thread, answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from foodclf.api import schemas
+from foodclf.api.auth import require_token
+from foodclf.api.errors import ApiError
+from foodclf.api.uploads import BATCH_BODY_DOC, SINGLE_BODY_DOC, batch_uploads, single_upload
+from foodclf.labels import display_label
+
+ERRORS = {status: {"model": schemas.ErrorResponse} for status in (401, 422, 503)}
+UPLOAD_ERRORS = {status: {"model": schemas.ErrorResponse} for status in (400, 401, 413, 415, 422, 503)}
+
+TopK = Annotated[Optional[int], Query(ge=0, le=10_000, description="Categories per photo; 0: all; "
+                                      "default FOODCLF_TOP_K.")]
+ContentId = Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="Content id (sha256 hex of the file).")]
+
+health = APIRouter(tags=["health"])
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=ERRORS)
+
+
+@health.get("/healthz", response_model=schemas.Health)
+async def healthz() -> dict:
+    """The process is up (the model may still be loading)."""
+    return {"status": "ok"}
+
+
+@health.get("/readyz", response_model=schemas.Ready, responses={503: {"model": schemas.ErrorResponse}})
+async def readyz(request: Request) -> dict:
+    """Ready to classify: the model is loaded. 503 until then."""
+    classifier = request.app.state.model.get()
+    return {"status": "ready", "model": classifier.describe()}
+
+
+@v1.post("/classify", response_model=schemas.Classification, responses=UPLOAD_ERRORS,
+         openapi_extra=SINGLE_BODY_DOC)
+async def classify(request: Request, top_k: TopK = None, added_by: str = Depends(require_token)) -> dict:
+    """Classify one photo (multipart field `file`, or the raw body with an image Content-Type) and store it
+    for review. A photo already stored is answered from the database, without running the model."""
+    state = request.app.state
+    classifier = state.model.get()  # 503 before the body is read
+    name, data = await single_upload(request, state.settings.max_upload_bytes)
+    return await run_in_threadpool(state.tagger.classify_one, classifier, name, data, top_k, added_by)
+
+
+@v1.post("/classify/batch", response_model=schemas.BatchResponse, responses=UPLOAD_ERRORS,
+         openapi_extra=BATCH_BODY_DOC)
+async def classify_batch(request: Request, top_k: TopK = None, added_by: str = Depends(require_token)) -> dict:
+    """Classify several photos (multipart fields `files`); a refused photo gets its error in its item."""
+    state = request.app.state
+    classifier = state.model.get()
+    uploads = await batch_uploads(request)
+    items = await run_in_threadpool(state.tagger.classify_batch, classifier, uploads, top_k, added_by)
+    refused = sum(item["error"] is not None for item in items)
+    return {"items": items, "classified": len(items) - refused, "refused": refused}
+
+
+@v1.get("/images/{content_id}", response_model=schemas.ImageHistory)
+def image_history(request: Request, content_id: ContentId) -> dict:
+    """A stored photo's predictions and reviews, oldest first."""
+    history = request.app.state.tagger.history(content_id)
+    if history is None:
+        raise ApiError(404, f"No stored photo has the id {content_id}.")
+    return history
+
+
+@v1.get("/labels", response_model=schemas.Labels)
+async def labels(request: Request) -> dict:
+    """The active model's categories."""
+    classifier = request.app.state.model.get()
+    return {
+        "model": {"id": classifier.model_id, "fingerprint": classifier.fingerprint},
+        "labels": [{"label": label, "display": display_label(label)} for label in classifier.labels],
+    }
