@@ -82,3 +82,10 @@ def test_module_entry_point_runs(env, folder):
 def test_shared_test_split_gives_75_results(env, capsys):
     assert main(["classify", "--json", str(FOOD_PHOTOS / "test")]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 75
+
+
+def test_zero_shot_labels_from_the_command_line(env, folder, tiny_clip_dir, capsys):
+    assert main(["classify", "--json", "--model", str(tiny_clip_dir), "--labels", "pizza, not food",
+                 "--top-k", "0", str(folder / "dish0.jpg")]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert sorted(s["label"] for s in record["class_scores"]) == ["not food", "pizza"]

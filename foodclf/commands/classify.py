@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="photos, or folders to search for photos")
     parser.add_argument("--model", help="hub id or model folder (default: FOODCLF_MODEL)")
     parser.add_argument("--top-k", type=int, default=None, help="categories per photo (0: all; default: FOODCLF_TOP_K)")
+    parser.add_argument("--labels", help="comma-separated categories for a CLIP model (zero-shot)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     parser.add_argument("--batch-size", type=int, default=None, help="photos per forward pass")
 
@@ -28,6 +29,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not paths:
         print("foodclf classify: no photos found in " + ", ".join(args.paths), file=sys.stderr)
         return 1
+    if args.labels:
+        settings = settings.replace(zero_shot_labels=tuple(x.strip() for x in args.labels.split(",") if x.strip()))
     classifier = load_classifier(settings, args.model)
     refused = 0
     for item in classifier.classify_many(paths, top_k=args.top_k, batch_size=args.batch_size):
