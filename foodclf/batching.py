@@ -129,4 +129,5 @@ def _load(source, classifier) -> LoadedImage:
     name = None
     if isinstance(source, tuple) and len(source) == 2:
         name, source = source
-    return load_image(source, max_bytes=classifier.max_bytes, max_pixels=classifier.max_pixels, name=name)
+    return load_image(source, max_bytes=classifier.max_bytes, max_pixels=classifier.max_pixels, name=name,
+                      draft=2 * classifier.input_size)

@@ -93,6 +93,17 @@ class Classifier:
     def short_fingerprint(self) -> str:
         return self.fingerprint[:12]
 
+    @property
+    def input_size(self) -> int:
+        """The side, in pixels, of what the model sees (224 for most); decoding needs no more than twice it."""
+        processor = getattr(self.processor, "image_processor", self.processor)
+        sides = []
+        for attribute in ("crop_size", "size"):
+            value = getattr(processor, attribute, None)
+            value = value if isinstance(value, dict) else getattr(value, "__dict__", {}) or {}
+            sides += [v for v in value.values() if isinstance(v, int)]
+        return max(sides, default=224)
+
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """RGB images -> a float32 pixel batch on the CPU."""
         processor = getattr(self.processor, "image_processor", self.processor)

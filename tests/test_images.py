@@ -178,3 +178,21 @@ def test_shared_hostile_files_load_or_are_refused_clearly(name):
         assert loaded.image.mode == "RGB" and loaded.width > 0 and loaded.height > 0
         if "orientation_rectangle" in name:
             assert (loaded.width, loaded.height) == (1, 2)
+
+
+def test_draft_decodes_a_big_jpeg_smaller_but_reports_its_full_size():
+    big = photo(size=(2000, 1200))
+    full = load_image(big)
+    quick = load_image(big, draft=224)
+    assert (quick.width, quick.height) == (full.width, full.height) == (2000, 1200)
+    assert 224 <= min(quick.image.size) < 1200
+    assert quick.content_id == full.content_id
+
+
+def test_draft_keeps_the_full_size_of_a_rotated_photo():
+    image = Image.new("RGB", (1600, 900), (200, 100, 50))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    quick = load_image(save(image, "JPEG", exif=exif.tobytes()), draft=224)
+    assert (quick.width, quick.height) == (900, 1600)
+    assert quick.image.width < quick.image.height
