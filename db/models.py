@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Optional
 
 from sqlalchemy import (
@@ -17,13 +17,30 @@ SOURCES = ("upload", "folder", "api")
 DECISIONS = ("confirmed", "corrected", "not_food")
 ACTIONS = DECISIONS + ("skipped", "undone")
 
-LABEL_LENGTH = 64
+LABEL_LENGTH = 100
 NAME_LENGTH = 100
 
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(timezone.utc)
+
+
+def as_utc(value, name: str, *, end: bool = False) -> Optional[datetime]:
+    """A date-range bound as aware UTC; a date means its midnight UTC (with end=True: the next midnight).
+
+    Ranges are `since <= t < until`, so `until=date(2024, 5, 3)` includes all of May 3rd.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{name}: give a timezone-aware datetime (e.g. tzinfo=timezone.utc)")
+        return value.astimezone(timezone.utc)
+    if isinstance(value, date):
+        start = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return start + timedelta(days=1) if end else start
+    raise ValueError(f"{name}: expected a date or a datetime, not {type(value).__name__}")
 
 
 class UTCDateTime(TypeDecorator):
@@ -125,6 +142,7 @@ class PredictionRow(Base):
         UniqueConstraint("image_id", "fingerprint"),
         Index("ix_predictions_fingerprint_score", "fingerprint", "top_score", "image_id"),
         Index("ix_predictions_top_label", "top_label"),
+        Index("ix_predictions_created_at", "created_at"),
     )
 
     def __repr__(self) -> str:

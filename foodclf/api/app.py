@@ -30,8 +30,9 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> Fast
 
     Args:
         settings: model, database, image folder, limits and tokens.
-        classifier: an already loaded model (tests); None loads settings.model in a
-            background thread at startup, and /readyz answers 503 until it is in.
+        classifier: an already loaded model (tests). None loads the active model (the
+            active trained model, else settings.model) in a background thread at startup,
+            follows later activations, and /readyz answers 503 until the first load is in.
 
     Returns:
         The ASGI application (serve it with uvicorn, or wrap it in FastAPI's TestClient).
@@ -42,6 +43,7 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> Fast
     async def lifespan(app: FastAPI):
         model.start_loading(settings)
         yield
+        model.stop()
         app.state.tagger.close()
 
     app = FastAPI(title="foodclf", summary="What food is in this photo?", description=DESCRIPTION,

@@ -79,7 +79,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
         code = CODE_BY_STATUS.get(err.status_code, "error")
-        return error_response(err.status_code, code, str(err.detail), getattr(err, "headers", None))
+        message = str(err.detail)
+        if err.status_code == 404 and message == "Not Found":  # the router's: no such endpoint
+            message = f"There is no endpoint at {request.url.path}; see /docs for the API."
+        elif err.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}; see /docs for the API."
+        return error_response(err.status_code, code, message, getattr(err, "headers", None))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception) -> JSONResponse:

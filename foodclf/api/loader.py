@@ -1,16 +1,34 @@
-"""The model, loaded once per process in a background thread so /healthz answers at once."""
+"""The model: loaded once per process in a background thread, so /healthz answers at once.
+
+The model in use is the dashboard's: the active trained model, else FOODCLF_MODEL. The same
+thread looks again every minute, so a model activated in the dashboard is picked up without
+a restart (the old one keeps answering until the new one is loaded).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable
 
+from db.engine import open_database, session_scope
+from db.registry import active_model
 from foodclf.api.errors import ApiError
 from foodclf.classifier import Classifier, load_classifier
 from foodclf.errors import FoodclfError
 from foodclf.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# How often the registry is read for a newly activated model; the dashboard caches it as long.
+REFRESH_SECONDS = 60.0
+
+
+def active_model_name(settings: Settings) -> str:
+    """The model new photos are classified with: the active trained model's folder, else FOODCLF_MODEL."""
+    with session_scope(open_database(settings.database_url)) as session:
+        model = active_model(session)
+        return model.path if model is not None else settings.model
 
 
 class ModelSlot:
@@ -19,42 +37,78 @@ class ModelSlot:
     def __init__(self, classifier: Classifier | None = None):
         self.classifier = classifier
         self.error: str | None = None
+        self._name: str | None = None  # what `classifier` was loaded from
+        self._failed: str | None = None  # a name that would not load: not retried every minute
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._first_load = threading.Event()
 
     @property
     def ready(self) -> bool:
         return self.classifier is not None
 
-    def start_loading(self, settings: Settings) -> None:
-        """Load in a daemon thread; a slow or failed load never blocks startup or shutdown."""
+    def start_loading(self, settings: Settings, resolve: Callable[[], str] | None = None) -> None:
+        """Load (and keep following) the active model in a daemon thread; a given classifier is kept."""
         if self.ready or self._thread is not None:
             return
+        resolve = resolve or (lambda: active_model_name(settings))
         self._thread = threading.Thread(
-            target=self._load, args=(settings,), name="foodclf-model-load", daemon=True
+            target=self._follow, args=(settings, resolve), name="foodclf-model-load", daemon=True
         )
         self._thread.start()
 
+    def stop(self) -> None:
+        """Stop following the registry (at shutdown); a load in progress finishes on its own."""
+        self._stop.set()
+
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the load to finish (tests, the CLI); True when the model is ready."""
+        """Wait for the first load to finish (tests, scripts); True when the model is ready."""
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._first_load.wait(timeout)
         return self.ready
 
     def get(self) -> Classifier:
         """The classifier, or a 503 saying why there is none yet."""
-        if self.classifier is not None:
-            return self.classifier
+        classifier = self.classifier
+        if classifier is not None:
+            return classifier
         if self.error:
             raise ApiError(503, self.error, code="model_unavailable")
         raise ApiError(503, "The model is still loading; try again in a few seconds.",
                        headers={"Retry-After": "5"})
 
-    def _load(self, settings: Settings) -> None:
+    def _follow(self, settings: Settings, resolve: Callable[[], str]) -> None:
+        while True:
+            name = self._resolve(settings, resolve)
+            if name not in (self._name, self._failed):
+                self._load(settings, name)
+            self._first_load.set()
+            if self._stop.wait(REFRESH_SECONDS):
+                return
+
+    def _resolve(self, settings: Settings, resolve: Callable[[], str]) -> str:
         try:
-            self.classifier = load_classifier(settings)
+            return resolve()
+        except Exception as err:  # noqa: BLE001  (no database must not cost the API its model)
+            log.warning("could not read the active model from the database (%s); using %s",
+                        err, self._name or settings.model)
+            return self._name or settings.model
+
+    def _load(self, settings: Settings, name: str) -> None:
+        try:
+            classifier = load_classifier(settings, name)
         except FoodclfError as err:
-            self.error = str(err)
-            log.error("the model could not be loaded: %s", err)
-        except Exception as err:  # noqa: BLE001  (any failure must show in /readyz, not kill a thread silently)
-            self.error = "The model could not be loaded; see the server log."
-            log.exception("the model could not be loaded: %s", err)
+            message = str(err)
+        except Exception as err:  # noqa: BLE001  (any failure must show in /readyz, not kill the thread)
+            log.exception("the model %s could not be loaded", name)
+            message = f"The model could not be loaded ({type(err).__name__}); see the server log."
+        else:
+            # Requests already running keep the classifier they were handed.
+            self.classifier, self._name, self._failed, self.error = classifier, name, None, None
+            log.info("classifying with %s (%s)", name, classifier.short_fingerprint)
+            return
+        self._failed = name
+        log.error("the model %s could not be loaded: %s", name, message)
+        if self.classifier is None:
+            self.error = message
+        # else: keep answering with the model already loaded

@@ -44,7 +44,10 @@ async def classify(request: Request, top_k: TopK = None, added_by: str = Depends
     for review. A photo already stored is answered from the database, without running the model."""
     state = request.app.state
     classifier = state.model.get()  # 503 before the body is read
-    name, data = await single_upload(request, state.settings.max_upload_bytes)
+    try:
+        name, data = await single_upload(request, state.settings.max_upload_bytes)
+    finally:
+        await request.close()  # the multipart parser's temporary files
     return await run_in_threadpool(state.tagger.classify_one, classifier, name, data, top_k, added_by)
 
 
@@ -54,8 +57,11 @@ async def classify_batch(request: Request, top_k: TopK = None, added_by: str = D
     """Classify several photos (multipart fields `files`); a refused photo gets its error in its item."""
     state = request.app.state
     classifier = state.model.get()
-    uploads = await batch_uploads(request)
-    items = await run_in_threadpool(state.tagger.classify_batch, classifier, uploads, top_k, added_by)
+    try:
+        uploads = await batch_uploads(request)
+        items = await run_in_threadpool(state.tagger.classify_batch, classifier, uploads, top_k, added_by)
+    finally:
+        await request.close()  # the multipart parser's temporary files
     refused = sum(item["error"] is not None for item in items)
     return {"items": items, "classified": len(items) - refused, "refused": refused}
 

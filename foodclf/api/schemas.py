@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Optional
 
 from pydantic import BaseModel, Field
@@ -18,10 +19,15 @@ class ModelInfo(BaseModel):
 
 
 class Review(BaseModel):
-    label: Optional[str] = Field(None, description="The moderator's category (null for a skip).")
-    action: str = Field(description="What the moderator did, e.g. confirmed or corrected.")
+    label: Optional[str] = Field(None, description="The moderator's category (null for a skip or an undo).")
+    action: str = Field(description="confirmed, corrected or not_food (history also shows skipped and undone).")
     reviewer: Optional[str] = None
-    at: Optional[str] = Field(None, description="When, ISO 8601.")
+    at: Optional[datetime] = Field(None, description="When, UTC.")
+
+
+class ReviewEvent(Review):
+    note: Optional[str] = None
+    current: bool = Field(description="This is the decision in force.")
 
 
 class Classification(BaseModel):
@@ -60,23 +66,25 @@ class BatchResponse(BaseModel):
 
 
 class Prediction(BaseModel):
-    class_scores: list[ClassScore]
+    class_scores: list[ClassScore] = Field(description="As stored, highest first.")
     highest_probability_class: str
-    uncertain: Optional[bool] = None
+    uncertain: bool
     model: ModelInfo
-    at: Optional[str] = None
+    at: datetime
 
 
 class ImageHistory(BaseModel):
     id: str
-    file_name: Optional[str] = None
-    source: Optional[str] = None
-    added_by: Optional[str] = None
-    added_at: Optional[str] = None
-    width: Optional[int] = None
-    height: Optional[int] = None
-    predictions: list[Prediction]
-    reviews: list[Review]
+    file_name: str
+    source: str = Field(description="upload (dashboard), folder (foodclf ingest) or api.")
+    added_by: str
+    added_at: datetime
+    width: int
+    height: int
+    format: str
+    review: Optional[Review] = Field(None, description="The decision in force, if any.")
+    predictions: list[Prediction] = Field(description="Oldest first; one per model.")
+    reviews: list[ReviewEvent] = Field(description="Every decision, oldest first, undone ones included.")
 
 
 class Label(BaseModel):

@@ -29,10 +29,10 @@ def upgrade() -> None:
         sa.Column("added_by", sa.String(100), nullable=False),
         sa.Column("added_at", sa.DateTime(), nullable=False),
         sa.Column("prediction_id", sa.Integer(), nullable=True),
-        sa.Column("top_label", sa.String(64), nullable=True),
+        sa.Column("top_label", sa.String(100), nullable=True),
         sa.Column("top_score", sa.Float(), nullable=True),
         sa.Column("current_review_id", sa.Integer(), nullable=True),
-        sa.Column("current_label", sa.String(64), nullable=True),
+        sa.Column("current_label", sa.String(100), nullable=True),
         sa.Column("current_action", sa.String(16), nullable=True),
         sa.Column("reviewed_at", sa.DateTime(), nullable=True),
         sa.CheckConstraint("source IN ('upload', 'folder', 'api')", name="ck_images_source"),
@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.Column("image_id", sa.Integer(), nullable=False),
         sa.Column("model_id", sa.String(255), nullable=False),
         sa.Column("fingerprint", sa.String(64), nullable=False),
-        sa.Column("top_label", sa.String(64), nullable=False),
+        sa.Column("top_label", sa.String(100), nullable=False),
         sa.Column("top_score", sa.Float(), nullable=False),
         sa.Column("scores", sa.JSON(), nullable=False),
         sa.Column("uncertain", sa.Boolean(), nullable=False),
@@ -65,6 +65,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_predictions_fingerprint_score", "predictions", ["fingerprint", "top_score", "image_id"])
     op.create_index("ix_predictions_top_label", "predictions", ["top_label"])
+    op.create_index("ix_predictions_created_at", "predictions", ["created_at"])
 
     op.create_table(
         "reviews",
@@ -72,7 +73,7 @@ def upgrade() -> None:
         sa.Column("image_id", sa.Integer(), nullable=False),
         sa.Column("prediction_id", sa.Integer(), nullable=True),
         sa.Column("action", sa.String(16), nullable=False),
-        sa.Column("final_label", sa.String(64), nullable=True),
+        sa.Column("final_label", sa.String(100), nullable=True),
         sa.Column("reviewer", sa.String(100), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("note", sa.Text(), nullable=True),

@@ -1,0 +1,188 @@
+"""The database at a million rows: is each query a moderator or analyst waits on still fast?
+
+    python bench/db_scale.py [--images 1000000] [--reviewed 0.4] [--repeat 7] [--url URL]
+
+Fills a fresh database (a temp SQLite file unless --url) with realistic synthetic data:
+N photos over 90 days, one prediction each (skewed label mix, confidences from a beta
+distribution), and reviews for a fraction of them (mostly confirmations, some corrections,
+skips and undos) by 20 reviewers. Then times every statistic and queue query and prints its
+median; `--explain` also prints SQLite's query plans.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import insert, text, update  # noqa: E402
+
+import db  # noqa: E402
+from db import stats  # noqa: E402
+from db.models import ImageRow, PredictionRow, ReviewRow  # noqa: E402
+from foodclf.labels import FOOD101_LABELS  # noqa: E402
+
+SEED = 7
+CHUNK = 20_000
+FINGERPRINT = "f" * 64
+START = datetime(2026, 8, 1, tzinfo=timezone.utc)
+DAYS = 90
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=1_000_000)
+    parser.add_argument("--reviewed", type=float, default=0.4, help="fraction of photos with a review")
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--url", help="SQLAlchemy URL of an EMPTY database (default: a temp SQLite file)")
+    parser.add_argument("--explain", action="store_true", help="print SQLite query plans")
+    args = parser.parse_args()
+
+    url = args.url or f"sqlite:///{Path(tempfile.mkdtemp(prefix='foodclf-dbscale-')) / 'scale.db'}"
+    engine = db.open_database(url)
+    started = time.perf_counter()
+    counts = fill(engine, args.images, args.reviewed)
+    print(f"filled {url} in {time.perf_counter() - started:.0f} s: "
+          + ", ".join(f"{n:,} {what}" for what, n in counts.items()))
+
+    since, until = START + timedelta(days=30), START + timedelta(days=60)
+    queries = {
+        "queue page 1 (least confident)": lambda s: db.review_queue(s, limit=50),
+        "queue page 1,000 (keyset)": lambda s, c=[None]: _page_n(s, 1000),
+        "queue filtered: label + score range": lambda s: db.review_queue(
+            s, predicted_label="pizza", min_score=0.2, max_score=0.6, limit=50),
+        "queue count (N left)": lambda s: db.count_queue(s),
+        "browse: final label": lambda s: db.browse_images(s, final_label="sushi", limit=50),
+        "predicted label counts": lambda s: stats.predicted_label_counts(s),
+        "final label counts": lambda s: stats.final_label_counts(s),
+        "confirmation/correction rates": lambda s: stats.category_rates(s),
+        "confusion pairs": lambda s: stats.confusion_pairs(s),
+        "confidence histogram": lambda s: stats.confidence_histogram(s),
+        "volume per day": lambda s: stats.daily_volume(s),
+        "decisions per reviewer": lambda s: stats.reviewer_activity(s),
+        "summary": lambda s: stats.summary(s),
+        "rates, 30-day range": lambda s: stats.category_rates(s, since=since, until=until),
+        "volume per day, 30-day range": lambda s: stats.daily_volume(s, since=since, until=until),
+    }
+    cursor_at_1000 = _cursor_for_page(engine, 999)
+    print(f"\n{'query':<40} {'median ms':>10} {'max ms':>8}")
+    for name, query in queries.items():
+        times = []
+        for _ in range(args.repeat):
+            with db.session_scope(engine) as session:
+                t0 = time.perf_counter()
+                if "1,000" in name:
+                    db.review_queue(session, limit=50, after=cursor_at_1000)
+                else:
+                    query(session)
+                times.append((time.perf_counter() - t0) * 1000)
+        flag = "" if statistics.median(times) < 300 else "   <-- over 300 ms"
+        print(f"{name:<40} {statistics.median(times):10.1f} {max(times):8.1f}{flag}")
+    if args.explain and engine.dialect.name == "sqlite":
+        explain(engine)
+
+
+def _page_n(session, n):  # placeholder: the cursor is computed once, outside the timing
+    return None
+
+
+def _cursor_for_page(engine, pages: int):
+    """Walk the queue to page `pages` once, so page 1,000 itself can be timed."""
+    after = None
+    with db.session_scope(engine) as session:
+        for _ in range(pages):
+            after = db.review_queue(session, limit=50, after=after).next_after
+    return after
+
+
+def fill(engine, n_images: int, reviewed: float) -> dict[str, int]:
+    rng = random.Random(SEED)
+    weights = [1 / (rank + 1) ** 0.8 for rank in range(len(FOOD101_LABELS))]  # a few dishes dominate
+    reviewers = [f"moderator{i:02d}" for i in range(20)]
+    n_reviews = 0
+    for first in range(1, n_images + 1, CHUNK):
+        ids = range(first, min(first + CHUNK, n_images + 1))
+        images, predictions, reviews, currents = [], [], [], []
+        for i in ids:
+            added = START + timedelta(seconds=rng.random() * DAYS * 86400)
+            label = rng.choices(FOOD101_LABELS, weights)[0]
+            score = rng.betavariate(5, 2)
+            images.append(dict(
+                id=i, content_id=f"{i:064x}", file_name=f"IMG_{i}.jpg", stored_path=f"{i:064x}.jpg",
+                width=512, height=384, format="JPEG", size_bytes=60_000, source=rng.choice(("upload", "folder", "api")),
+                added_by="bench", added_at=added, prediction_id=i, top_label=label, top_score=score,
+            ))
+            predictions.append(dict(
+                id=i, image_id=i, model_id="nateraw/food", fingerprint=FINGERPRINT, top_label=label,
+                top_score=score, scores=[{"label": label, "score": score}], uncertain=score < 0.5,
+                latency_ms=90.0, created_at=added,
+            ))
+            if rng.random() < reviewed:
+                n_reviews += 1
+                action = rng.choices(("confirmed", "corrected", "not_food", "skipped"), (75, 18, 2, 5))[0]
+                final = {"confirmed": label, "corrected": rng.choice(FOOD101_LABELS),
+                         "not_food": "not_food", "skipped": None}[action]
+                at = added + timedelta(hours=rng.random() * 48)
+                reviews.append(dict(id=n_reviews, image_id=i, prediction_id=i, action=action,
+                                    final_label=final, reviewer=rng.choice(reviewers), created_at=at))
+                if action != "skipped":
+                    currents.append(dict(b_id=i, review=n_reviews, label=final, action=action, at=at))
+        with engine.begin() as connection:
+            connection.execute(insert(ImageRow), images)
+            connection.execute(insert(PredictionRow), predictions)
+            if reviews:
+                connection.execute(insert(ReviewRow), reviews)
+            if currents:
+                connection.execute(
+                    update(ImageRow).where(ImageRow.id == _bind("b_id")).values(
+                        current_review_id=_bind("review"), current_label=_bind("label"),
+                        current_action=_bind("action"), reviewed_at=_bind("at")),
+                    currents,
+                )
+        print(f"\r  {ids[-1]:,} / {n_images:,} photos", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.execute(text("ANALYZE"))
+    return {"photos": n_images, "predictions": n_images, "reviews": n_reviews}
+
+
+def _bind(name):
+    from sqlalchemy import bindparam
+
+    return bindparam(name)
+
+
+def explain(engine) -> None:
+    """SQLite's plan for each statement the queue and stats run (read: SEARCH ... USING INDEX)."""
+    from sqlalchemy import event
+
+    plans = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
+            plans.append((statement.split("\n")[0][:100], [r[-1] for r in rows]))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    with db.session_scope(engine) as session:
+        db.review_queue(session, limit=50)
+        db.review_queue(session, predicted_label="pizza", min_score=0.2, max_score=0.6, limit=50)
+        stats.category_rates(session)
+        stats.daily_volume(session)
+    event.remove(engine, "before_cursor_execute", capture)
+    for statement, plan in plans:
+        print("\n" + statement)
+        for line in plan:
+            print("   ", line)
+
+
+if __name__ == "__main__":
+    main()

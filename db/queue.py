@@ -1,0 +1,210 @@
+"""The review queue and the photo browser: filtered lists with keyset pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from db.models import SOURCES, ImageRow, PredictionRow, as_utc
+from db.records import ImageSummary, summary_select, to_summary
+
+# least_confident (default): lowest top score first, what a moderator should look at first.
+ORDERS = ("least_confident", "most_confident", "newest", "oldest")
+MAX_PAGE = 500
+QUEUE_FILTERS = ("predicted_label", "min_score", "max_score", "since", "until", "source", "fingerprint")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of photos and the cursor of the next (None on the last page)."""
+
+    items: list[ImageSummary]
+    next_after: Optional[str]
+
+
+def review_queue(
+    session: Session,
+    *,
+    predicted_label: Optional[str] = None,
+    min_score: Optional[float] = None,
+    max_score: Optional[float] = None,
+    since=None,
+    until=None,
+    source: Optional[str] = None,
+    fingerprint: Optional[str] = None,
+    order: str = "least_confident",
+    after: Optional[str] = None,
+    limit: int = 20,
+) -> Page:
+    """Unreviewed photos (skipped ones included), one page at a time.
+
+    Args:
+        predicted_label: only photos whose top label is this.
+        min_score, max_score: top-score range, inclusive (0 to 1).
+        since, until: when the photo was added, `since <= added_at < until` (a date `until` includes that day).
+        source: upload, folder or api.
+        fingerprint: judge one model's predictions (default: each photo's latest prediction).
+        order: least_confident, most_confident, newest or oldest.
+        after: the previous page's next_after; pages stay as fast at page 1,000 as at page 1.
+        limit: photos per page, 1 to 500.
+
+    Returns:
+        A Page of ImageSummary; pass an item's current_review_id to submit_review as expected_review_id.
+    """
+    stmt, score, where = _queue_parts(fingerprint, dict(
+        predicted_label=predicted_label, min_score=min_score, max_score=max_score,
+        since=since, until=until, source=source))
+    # With a fingerprint, predictions(fingerprint, top_score, image_id) is the index that is walked.
+    keys = _order_keys(order, score, PredictionRow.image_id if fingerprint else ImageRow.id)
+    return _page(session, stmt.where(*where), keys, order, after, limit)
+
+
+def count_queue(session: Session, **filters) -> int:
+    """How many photos review_queue would list with the same filters (order, after and limit ignored)."""
+    for ignored in ("order", "after", "limit"):
+        filters.pop(ignored, None)
+    unknown = set(filters) - set(QUEUE_FILTERS)
+    if unknown:
+        raise TypeError(f"count_queue() got unexpected filters: {', '.join(sorted(unknown))}")
+    fingerprint = filters.pop("fingerprint", None)
+    _, _, where = _queue_parts(fingerprint, filters)
+    stmt = select(func.count()).select_from(ImageRow)
+    if fingerprint:
+        stmt = stmt.join(PredictionRow, _model_join(fingerprint))
+    return session.scalar(stmt.where(*where))
+
+
+def browse_images(
+    session: Session,
+    *,
+    predicted_label: Optional[str] = None,
+    final_label: Optional[str] = None,
+    reviewed: Optional[bool] = None,
+    since=None,
+    until=None,
+    source: Optional[str] = None,
+    after: Optional[str] = None,
+    limit: int = 50,
+) -> Page:
+    """All photos, newest first, filtered by predicted or final label, reviewed or not, and date added."""
+    where = _browse_where(predicted_label, final_label, reviewed, since, until, source)
+    keys = [(ImageRow.id, True)]
+    return _page(session, summary_select().where(*where), keys, "browse", after, limit)
+
+
+def count_images(session: Session, **filters) -> int:
+    """How many photos browse_images would list with the same filters."""
+    for ignored in ("after", "limit"):
+        filters.pop(ignored, None)
+    where = _browse_where(**filters)
+    return session.scalar(select(func.count()).select_from(ImageRow).where(*where))
+
+
+def _queue_parts(fingerprint, filters) -> tuple[Select, object, list]:
+    if fingerprint:
+        stmt = summary_select(_model_join(fingerprint), inner=True)
+        label, score = PredictionRow.top_label, PredictionRow.top_score
+    else:
+        stmt = summary_select()
+        label, score = ImageRow.top_label, ImageRow.top_score
+    where = [ImageRow.current_review_id.is_(None), score.is_not(None)]
+    if filters.get("predicted_label"):
+        where.append(label == filters["predicted_label"])
+    if filters.get("min_score") is not None:
+        where.append(score >= float(filters["min_score"]))
+    if filters.get("max_score") is not None:
+        where.append(score <= float(filters["max_score"]))
+    where += _added_where(filters.get("since"), filters.get("until"), filters.get("source"))
+    return stmt, score, where
+
+
+def _model_join(fingerprint: str):
+    return and_(PredictionRow.image_id == ImageRow.id, PredictionRow.fingerprint == fingerprint)
+
+
+def _browse_where(predicted_label=None, final_label=None, reviewed=None, since=None, until=None, source=None):
+    where = []
+    if predicted_label:
+        where.append(ImageRow.top_label == predicted_label)
+    if final_label:
+        where.append(ImageRow.current_label == final_label)
+    if reviewed is not None:
+        where.append(ImageRow.current_review_id.is_not(None) if reviewed else ImageRow.current_review_id.is_(None))
+    return where + _added_where(since, until, source)
+
+
+def _added_where(since, until, source) -> list:
+    where = []
+    if since is not None:
+        where.append(ImageRow.added_at >= as_utc(since, "since"))
+    if until is not None:
+        where.append(ImageRow.added_at < as_utc(until, "until", end=True))
+    if source:
+        if source not in SOURCES:
+            raise ValueError(f"source: expected one of {', '.join(SOURCES)}, not {source!r}")
+        where.append(ImageRow.source == source)
+    return where
+
+
+def _order_keys(order: str, score, image_id) -> list[tuple[object, bool]]:
+    """(column, descending) pairs, score then image id; all one way, so one index scan serves the page."""
+    keys = {
+        "least_confident": [(score, False), (image_id, False)],
+        "most_confident": [(score, True), (image_id, True)],
+        "newest": [(image_id, True)],
+        "oldest": [(image_id, False)],
+    }.get(order)
+    if keys is None:
+        raise ValueError(f"order: expected one of {', '.join(ORDERS)}, not {order!r}")
+    return keys
+
+
+def _page(session: Session, stmt: Select, keys, name: str, after: Optional[str], limit: int) -> Page:
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit: expected 1 to {MAX_PAGE}, not {limit}")
+    if after is not None:
+        stmt = stmt.where(_after(keys, _decode(after, name, len(keys))))
+    stmt = stmt.order_by(*(col.desc() if desc else col.asc() for col, desc in keys)).limit(limit + 1)
+    rows = session.execute(stmt).all()
+    items = [to_summary(row) for row in rows[:limit]]
+    next_after = None
+    if len(rows) > limit:
+        last = items[-1]
+        values = [last.image_id if col.key in ("id", "image_id") else last.predicted_score for col, _ in keys]
+        next_after = _encode(name, values)
+    return Page(items, next_after)
+
+
+def _after(keys, values):
+    """Rows strictly after `values` in key order, written so the first key can bound an index range."""
+    (first, desc), first_value = keys[0], values[0]
+    beyond = (lambda col, v: col < v) if desc else (lambda col, v: col > v)
+    if len(keys) == 1:
+        return beyond(first, first_value)
+    (second, _), second_value = keys[1], values[1]
+    bound = first <= first_value if desc else first >= first_value
+    return and_(bound, or_(beyond(first, first_value), beyond(second, second_value)))
+
+
+def _encode(name: str, values: list) -> str:
+    raw = json.dumps({"o": name, "k": values}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str, name: str, size: int) -> list:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+        values = data["k"]
+        ok = data["o"] == name and len(values) == size and all(isinstance(v, (int, float)) for v in values)
+    except (binascii.Error, ValueError, TypeError, KeyError):
+        ok = False
+    if not ok:
+        raise ValueError("after: not a cursor from this list and order; start again from the first page")
+    return values

@@ -1,0 +1,179 @@
+"""Recording photos and predictions, and reading one photo back with its history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Optional
+
+from sqlalchemy import Select, and_, select
+from sqlalchemy.orm import Session
+
+from db.models import LABEL_LENGTH, NAME_LENGTH, SOURCES, ImageRow, PredictionRow, ReviewRow
+
+if TYPE_CHECKING:
+    from foodclf.classifier import ClassificationResult
+    from foodclf.images import LoadedImage
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    """One photo as the queue and the browser show it: plain values, safe after the session ends."""
+
+    image_id: int
+    content_id: str
+    file_name: str
+    stored_path: str
+    width: int
+    height: int
+    format: str
+    source: str
+    added_by: str
+    added_at: datetime
+    prediction_id: Optional[int]
+    model_id: Optional[str]
+    fingerprint: Optional[str]
+    predicted_label: Optional[str]
+    predicted_score: Optional[float]
+    uncertain: Optional[bool]
+    scores: list[dict[str, Any]]  # [{"label", "score"}], highest first
+    current_review_id: Optional[int]  # pass back as expected_review_id when submitting a review
+    final_label: Optional[str]
+    action: Optional[str]
+    reviewed_at: Optional[datetime]
+    reviewed_by: Optional[str]
+
+
+def record_image(
+    session: Session, loaded: "LoadedImage", *, source: str, added_by: str, stored_path: str,
+) -> ImageRow:
+    """Add a photo's row, or return the existing one with the same content id."""
+    if source not in SOURCES:
+        raise ValueError(f"source: expected one of {', '.join(SOURCES)}, not {source!r}")
+    existing = find_image(session, loaded.content_id)
+    if existing is not None:
+        return existing
+    _insert_if_absent(session, ImageRow, ["content_id"], dict(
+        content_id=loaded.content_id, file_name=loaded.file_name[:255], stored_path=stored_path,
+        width=loaded.width, height=loaded.height, format=loaded.format, size_bytes=loaded.size_bytes,
+        source=source, added_by=(added_by or "unknown")[:NAME_LENGTH],
+    ))
+    return session.scalars(select(ImageRow).where(ImageRow.content_id == loaded.content_id)).one()
+
+
+def record_prediction(session: Session, image: ImageRow, result: "ClassificationResult") -> PredictionRow:
+    """Add what a model said about a photo (once per weights fingerprint) and make it the photo's latest."""
+    where = and_(PredictionRow.image_id == image.id, PredictionRow.fingerprint == result.fingerprint)
+    existing = session.scalars(select(PredictionRow).where(where)).one_or_none()
+    if existing is not None:
+        return existing
+    scores = [{"label": str(s["label"]), "score": float(s["score"])} for s in result.class_scores]
+    top_score = scores[0]["score"] if scores else 0.0
+    _insert_if_absent(session, PredictionRow, ["image_id", "fingerprint"], dict(
+        image_id=image.id, model_id=result.model_id[:255], fingerprint=result.fingerprint,
+        top_label=result.highest_probability_class[:LABEL_LENGTH], top_score=top_score, scores=scores,
+        uncertain=bool(result.uncertain), latency_ms=float(result.latency_ms),
+    ))
+    prediction = session.scalars(select(PredictionRow).where(where)).one()
+    image.prediction_id = prediction.id
+    image.top_label = prediction.top_label
+    image.top_score = prediction.top_score
+    session.flush()
+    return prediction
+
+
+def find_image(session: Session, key: int | str) -> Optional[ImageRow]:
+    """The photo with this row id (int) or content id (sha256 hex), or None."""
+    if isinstance(key, int):
+        return session.get(ImageRow, key)
+    return session.scalars(select(ImageRow).where(ImageRow.content_id == key.strip().lower())).one_or_none()
+
+
+def stored_content_ids(session: Session, content_ids: list[str], fingerprint: str) -> set[str]:
+    """Which of these content ids are stored with a prediction by the model with this fingerprint."""
+    found: set[str] = set()
+    for start in range(0, len(content_ids), 500):  # stay under every backend's bound-parameter limit
+        chunk = content_ids[start:start + 500]
+        found.update(session.scalars(
+            select(ImageRow.content_id)
+            .join(PredictionRow, PredictionRow.image_id == ImageRow.id)
+            .where(ImageRow.content_id.in_(chunk), PredictionRow.fingerprint == fingerprint)
+        ))
+    return found
+
+
+def image_summary(session: Session, key: int | str) -> Optional[ImageSummary]:
+    """One photo with its latest prediction and its current decision, or None."""
+    image = find_image(session, key)
+    if image is None:
+        return None
+    row = session.execute(summary_select().where(ImageRow.id == image.id)).one()
+    return to_summary(row)
+
+
+def image_history(session: Session, key: int | str) -> Optional[list[dict[str, Any]]]:
+    """Every prediction and review of a photo, oldest first (None if there is no such photo)."""
+    image = find_image(session, key)
+    if image is None:
+        return None
+    events: list[dict[str, Any]] = []
+    for p in session.scalars(select(PredictionRow).where(PredictionRow.image_id == image.id)):
+        events.append(dict(
+            kind="prediction", at=p.created_at, id=p.id, model_id=p.model_id, fingerprint=p.fingerprint,
+            label=p.top_label, score=p.top_score, uncertain=p.uncertain, scores=p.scores,
+        ))
+    for r in session.scalars(select(ReviewRow).where(ReviewRow.image_id == image.id)):
+        events.append(dict(
+            kind="review", at=r.created_at, id=r.id, action=r.action, final_label=r.final_label,
+            reviewer=r.reviewer, note=r.note, prediction_id=r.prediction_id,
+            undoes_review_id=r.undoes_review_id, current=r.id == image.current_review_id,
+        ))
+    # Ties in time (same clock tick) keep insertion order: predictions come before their reviews.
+    events.sort(key=lambda e: (e["at"], e["kind"] == "review", e["id"]))
+    return events
+
+
+def summary_select(prediction_join=None, inner: bool = False) -> Select:
+    """SELECT image + prediction + current reviewer; `prediction_join` picks which prediction (default latest)."""
+    if prediction_join is None:
+        prediction_join = PredictionRow.id == ImageRow.prediction_id
+    return (
+        select(ImageRow, PredictionRow, ReviewRow.reviewer)
+        .join(PredictionRow, prediction_join, isouter=not inner)
+        .outerjoin(ReviewRow, ReviewRow.id == ImageRow.current_review_id)
+    )
+
+
+def to_summary(row) -> ImageSummary:
+    """An ImageSummary from one row of summary_select()."""
+    image, prediction, reviewer = row
+    return ImageSummary(
+        image_id=image.id, content_id=image.content_id, file_name=image.file_name,
+        stored_path=image.stored_path, width=image.width, height=image.height, format=image.format,
+        source=image.source, added_by=image.added_by, added_at=image.added_at,
+        prediction_id=prediction.id if prediction else None,
+        model_id=prediction.model_id if prediction else None,
+        fingerprint=prediction.fingerprint if prediction else None,
+        predicted_label=prediction.top_label if prediction else None,
+        predicted_score=prediction.top_score if prediction else None,
+        uncertain=prediction.uncertain if prediction else None,
+        scores=list(prediction.scores) if prediction else [],
+        current_review_id=image.current_review_id, final_label=image.current_label,
+        action=image.current_action, reviewed_at=image.reviewed_at, reviewed_by=reviewer,
+    )
+
+
+def _insert_if_absent(session: Session, model, keys: list[str], values: dict[str, Any]) -> None:
+    """INSERT that quietly does nothing when a unique key already exists (another process won the race)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:  # other backends: a racing duplicate surfaces as IntegrityError, never as a second row
+        from sqlalchemy import insert
+
+        session.execute(insert(model).values(**values))
+        return
+    # ON CONFLICT rather than a SAVEPOINT: pysqlite's deferred BEGIN makes savepoints commit early.
+    session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=keys))

@@ -1,0 +1,145 @@
+"""Opening the database: folder, pragmas, per-URL cache, migrations that keep rows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy.exc import IntegrityError
+
+from db.engine import close_database, open_database, session_scope, upgrade_database
+from db.models import Base, ImageRow, ReviewRow
+from db.records import find_image, image_history
+from db.registry import list_models, register_model
+from db.reviews import submit_review
+from foodclf.errors import FoodclfError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sqlite_file_gets_its_folder_wal_foreign_keys_and_busy_timeout(tmp_path):
+    url = f"sqlite:///{tmp_path / 'deep' / 'er' / 'foodclf.db'}"
+    engine = open_database(url)
+    try:
+        assert (tmp_path / "deep" / "er" / "foodclf.db").is_file()
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+    finally:
+        close_database(url)
+
+
+def test_engines_are_cached_per_url(settings):
+    first = open_database(settings)
+    assert open_database(settings.database_url) is first
+    close_database(settings)
+    second = open_database(settings)
+    assert second is not first
+    close_database(settings)
+
+
+def test_schema_made_by_migrations_matches_the_models(engine):
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert context.get_current_revision() == "0002"
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_foreign_keys_are_enforced(session, make_image):
+    image = make_image(session)
+    session.add(ReviewRow(image_id=image.id + 1000, action="skipped", reviewer="alice"))
+    with pytest.raises(IntegrityError):
+        session.flush()
+
+
+def test_migration_from_the_previous_schema_keeps_every_row(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = create_engine(url)
+    upgrade_database(old, "0001")
+    with old.begin() as connection:
+        assert "trained_models" not in inspect(connection).get_table_names()
+        connection.execute(text(
+            "INSERT INTO images (id, content_id, file_name, stored_path, width, height, format, size_bytes,"
+            " source, added_by, added_at, prediction_id, top_label, top_score)"
+            " VALUES (1, :cid, 'old photo.jpg', :path, 64, 48, 'JPEG', 1234, 'folder', 'carol',"
+            " '2024-05-01 10:00:00.000000', 1, 'pizza', 0.25)"
+        ), {"cid": "a" * 64, "path": "a" * 64 + ".jpg"})
+        connection.execute(text(
+            "INSERT INTO predictions (id, image_id, model_id, fingerprint, top_label, top_score, scores,"
+            " uncertain, latency_ms, created_at) VALUES (1, 1, 'old-model', :fp, 'pizza', 0.25,"
+            " '[{\"label\": \"pizza\", \"score\": 0.25}]', 1, 3.5, '2024-05-01 10:00:00.000000')"
+        ), {"fp": "b" * 64})
+        connection.execute(text(
+            "INSERT INTO reviews (id, image_id, prediction_id, action, final_label, reviewer, created_at)"
+            " VALUES (1, 1, 1, 'skipped', NULL, 'dave', '2024-05-02 09:00:00.000000')"
+        ))
+    old.dispose()
+
+    engine = open_database(url)  # what the app and the CLI do on start
+    try:
+        with session_scope(engine) as session:
+            image = find_image(session, "a" * 64)
+            assert (image.file_name, image.top_label, image.added_at.isoformat()) == (
+                "old photo.jpg", "pizza", "2024-05-01T10:00:00+00:00")
+            assert [e["kind"] for e in image_history(session, 1)] == ["prediction", "review"]
+            review = submit_review(session, 1, action="confirmed", reviewer="erin", expected_review_id=None)
+            register_model(session, name="v2", path="/models/v2", base_model="old-model", labels=["pizza"],
+                           metrics={}, train_size=1, created_by="erin")
+        with session_scope(engine) as session:
+            assert session.scalars(select(ImageRow.current_label)).all() == ["pizza"]
+            assert review.id == 2
+            assert [m.name for m in list_models(session)] == ["v2"]
+    finally:
+        close_database(url)
+
+
+def test_opening_again_is_a_no_op_that_keeps_rows(settings, make_image):
+    from sqlalchemy.orm import Session
+
+    with Session(open_database(settings)) as session, session.begin():
+        make_image(session)
+    close_database(settings)
+    with session_scope(open_database(settings)) as session:
+        assert len(session.scalars(select(ImageRow)).all()) == 1
+    close_database(settings)
+
+
+def test_two_processes_starting_at_once_both_find_the_schema(tmp_path):
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    code = f"from db.engine import open_database; open_database({url!r})"
+    runs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE) for _ in range(3)]
+    outcomes = [(run.communicate(timeout=60)[1], run.returncode) for run in runs]
+    assert outcomes == [(b"", 0)] * 3
+    engine = open_database(url)
+    try:
+        with engine.connect() as connection:
+            assert MigrationContext.configure(connection).get_current_revision() == "0002"
+    finally:
+        close_database(url)
+
+
+def test_in_memory_database_works():
+    engine = open_database("sqlite://")
+    try:
+        with session_scope(engine) as session:
+            assert session.scalars(select(ImageRow)).all() == []
+    finally:
+        close_database("sqlite://")
+
+
+def test_a_database_folder_that_cannot_be_made_is_explained(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(FoodclfError, match="Cannot create the folder .* FOODCLF_DATABASE_URL"):
+        open_database(f"sqlite:///{tmp_path / 'file' / 'foodclf.db'}")
+
+
+@pytest.mark.parametrize("url", ["nonsense", "postgresql+nodriver://u@h/db"])
+def test_an_unusable_database_url_is_explained(url):
+    with pytest.raises(FoodclfError, match="FOODCLF_DATABASE_URL cannot be used"):
+        open_database(url)

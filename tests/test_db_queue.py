@@ -1,0 +1,180 @@
+"""The review queue and the browser: order, filters, keyset pages that neither skip nor repeat."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import event
+
+from db.queue import browse_images, count_images, count_queue, review_queue
+
+DAY = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+
+
+def all_pages(session, function=review_queue, limit=4, **filters) -> list:
+    items, after, pages = [], None, 0
+    while True:
+        page = function(session, after=after, limit=limit, **filters)
+        items += page.items
+        pages += 1
+        assert len(page.items) <= limit
+        if page.next_after is None:
+            return items
+        assert len(page.items) == limit
+        after = page.next_after
+        assert pages < 1000
+
+
+@pytest.fixture
+def photos(session, make_image):
+    """30 photos whose scores repeat (so pages end inside runs of equal scores), over 3 days."""
+    rng = random.Random(7)
+    return [
+        make_image(session, label=rng.choice(["pizza", "sushi", "steak"]), score=rng.choice([0.2, 0.5, 0.5, 0.9]),
+                   added_at=DAY + timedelta(days=i % 3, minutes=i), source="upload" if i % 4 == 0 else "folder")
+        for i in range(30)
+    ]
+
+
+@pytest.mark.parametrize("order, key", [
+    ("least_confident", lambda p: (p.top_score, p.id)),
+    ("most_confident", lambda p: (-p.top_score, -p.id)),
+    ("newest", lambda p: -p.id),
+    ("oldest", lambda p: p.id),
+])
+@pytest.mark.parametrize("limit", [1, 4, 7, 30, 500])
+def test_pages_cover_the_queue_once_in_order(session, photos, order, key, limit):
+    items = all_pages(session, order=order, limit=limit)
+    assert [item.image_id for item in items] == [p.id for p in sorted(photos, key=key)]
+
+
+def test_reviewed_photos_leave_the_queue_skipped_ones_stay(session, photos, make_review):
+    make_review(session, photos[0], action="confirmed")
+    make_review(session, photos[1], action="skipped")
+    make_review(session, photos[2], action="not_food")
+    listed = {item.image_id for item in all_pages(session)}
+    assert listed == {p.id for p in photos[1:]} - {photos[2].id}
+    assert count_queue(session) == 28
+
+
+def test_a_page_boundary_survives_photos_being_reviewed_between_pages(session, photos, make_review):
+    expected = [p.id for p in sorted(photos, key=lambda p: (p.top_score, p.id))]
+    first = review_queue(session, limit=10)
+    for item in first.items:  # the moderator works through page 1, then asks for page 2
+        make_review(session, session.get(type(photos[0]), item.image_id), action="confirmed")
+    second = review_queue(session, limit=10, after=first.next_after)
+    assert [i.image_id for i in first.items + second.items] == expected[:20]
+    assert [i.image_id for i in review_queue(session, limit=10).items] == expected[10:20]
+
+
+@pytest.mark.parametrize("filters, keep", [
+    (dict(predicted_label="pizza"), lambda p: p.top_label == "pizza"),
+    (dict(min_score=0.5), lambda p: p.top_score >= 0.5),
+    (dict(max_score=0.5), lambda p: p.top_score <= 0.5),
+    (dict(min_score=0.3, max_score=0.6, predicted_label="sushi"), lambda p: p.top_label == "sushi" and p.top_score == 0.5),
+    (dict(since=date(2024, 5, 2)), lambda p: p.added_at.date() >= date(2024, 5, 2)),
+    (dict(until=date(2024, 5, 2)), lambda p: p.added_at.date() <= date(2024, 5, 2)),  # a date includes its day
+    (dict(since=DAY + timedelta(minutes=10), until=DAY + timedelta(days=1)),
+     lambda p: DAY + timedelta(minutes=10) <= p.added_at < DAY + timedelta(days=1)),
+    (dict(source="upload"), lambda p: p.source == "upload"),
+])
+def test_filters(session, photos, filters, keep):
+    expected = [p.id for p in sorted(photos, key=lambda p: (p.top_score, p.id)) if keep(p)]
+    assert 0 < len(expected) < len(photos)
+    assert [item.image_id for item in all_pages(session, **filters)] == expected
+    assert count_queue(session, **filters) == len(expected)
+
+
+def test_queue_for_one_model_orders_by_that_models_scores(session, make_image):
+    from conftest import fake_result
+    from db.records import record_prediction
+
+    old, new = "a" * 64, "b" * 64
+    images = [make_image(session, score=0.1 * (i + 1), fingerprint=old) for i in range(5)]
+    for i, image in enumerate(images[:3]):  # the new model has seen only three, and ranks them the other way
+        record_prediction(session, image, fake_result("sushi", 0.9 - 0.1 * i, fingerprint=new))
+    items = all_pages(session, fingerprint=new, limit=2)
+    assert [i.image_id for i in items] == [images[2].id, images[1].id, images[0].id]
+    assert {(i.fingerprint, i.predicted_label) for i in items} == {(new, "sushi")}
+    assert count_queue(session, fingerprint=new, predicted_label="sushi") == 3
+    assert [i.image_id for i in all_pages(session, fingerprint=old)] == [image.id for image in images]
+
+
+def test_items_carry_what_the_review_page_needs(session, photos):
+    item = review_queue(session, limit=1).items[0]
+    assert item.current_review_id is None and item.prediction_id is not None
+    assert item.scores[0]["score"] == item.predicted_score
+    assert item.stored_path == f"{item.content_id}.jpg"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(order="random"), "order: expected one of least_confident, most_confident, newest, oldest"),
+    (dict(limit=0), "limit: expected 1 to 500"),
+    (dict(after="not-a-cursor"), "after: not a cursor from this list and order"),
+    (dict(since=datetime(2024, 5, 1)), "since: give a timezone-aware datetime"),
+    (dict(source="email"), "source: expected one of upload, folder, api"),
+])
+def test_misuse_is_a_value_error(session, photos, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        review_queue(session, **kwargs)
+
+
+def test_count_queue_refuses_a_filter_it_does_not_know(session):
+    with pytest.raises(TypeError, match="unexpected filters: label"):
+        count_queue(session, label="pizza")
+
+
+def test_a_cursor_from_another_order_is_refused(session, photos):
+    cursor = review_queue(session, limit=2, order="newest").next_after
+    with pytest.raises(ValueError, match="not a cursor from this list and order"):
+        review_queue(session, limit=2, after=cursor)
+
+
+def explain(session, call) -> str:
+    """SQLite's query plan for the SELECT that `call` runs (its first one)."""
+    captured = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and not captured:
+            captured.append((statement, parameters))
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        call()
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    statement, parameters = captured[0]
+    rows = session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+    return "\n".join(row[-1] for row in rows)
+
+
+@pytest.mark.parametrize("filters, index", [
+    ({}, "ix_images_queue_score"),
+    (dict(predicted_label="pizza"), "ix_images_queue_label"),
+    (dict(order="newest"), "ix_images_queue_id"),
+    (dict(fingerprint="f" * 64), "ix_predictions_fingerprint_score"),
+])
+def test_queue_pages_are_index_scans_without_a_sort(session, photos, filters, index):
+    cursor = review_queue(session, limit=3, **filters).next_after
+    plan = explain(session, lambda: review_queue(session, limit=3, after=cursor, **filters))
+    assert index in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+
+
+def test_browse_filters_and_pages(session, photos, make_review):
+    make_review(session, photos[0], action="corrected", label="calzone")
+    make_review(session, photos[1], action="confirmed")
+    newest_first = sorted(photos, key=lambda p: -p.id)
+    assert [i.image_id for i in all_pages(session, browse_images)] == [p.id for p in newest_first]
+    assert [i.image_id for i in all_pages(session, browse_images, final_label="calzone")] == [photos[0].id]
+    reviewed = all_pages(session, browse_images, reviewed=True)
+    assert {i.image_id for i in reviewed} == {photos[0].id, photos[1].id}
+    assert reviewed[1].final_label == "calzone" and reviewed[1].reviewed_by == "alice"
+    pizza_unreviewed = [p.id for p in newest_first[:-2] if p.top_label == "pizza"]
+    assert [i.image_id for i in all_pages(session, browse_images, predicted_label="pizza", reviewed=False)] == (
+        pizza_unreviewed)
+    assert count_images(session, predicted_label="pizza", reviewed=False) == len(pizza_unreviewed)
+    assert count_images(session, since=date(2024, 5, 3)) == 10

@@ -1,0 +1,224 @@
+"""Moderators' decisions: validation, the two-moderator conflict, undo, append-only history."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db.models import ImageRow, ReviewRow, utcnow
+from db.queue import count_queue
+from db.reviews import submit_review, undo_last_review
+from foodclf.errors import FoodclfError, ReviewConflict, UnknownCategory
+
+
+def reviews(session) -> list[tuple]:
+    rows = session.scalars(select(ReviewRow).order_by(ReviewRow.id))
+    return [(r.action, r.final_label, r.reviewer) for r in rows]
+
+
+def state(session, image) -> tuple:
+    session.refresh(image)
+    return image.current_action, image.current_label
+
+
+@pytest.mark.parametrize("action, label, expected", [
+    ("confirmed", None, ("confirmed", "pizza")),
+    ("confirmed", "pizza", ("confirmed", "pizza")),
+    ("corrected", "Apple Pie ", ("corrected", "apple_pie")),
+    ("corrected", "  Crème   Brûlée", ("corrected", "crème_brûlée")),
+    ("corrected", "new-dish", ("corrected", "new_dish")),  # a label the model does not know: allowed
+    ("corrected", "Pizza", ("confirmed", "pizza")),  # "correcting" to the prediction confirms it
+    ("corrected", "Not Food", ("not_food", "not_food")),
+    ("confirmed", "Sushi", ("corrected", "sushi")),  # the moderator confirmed what they saw: an older prediction
+    ("not_food", "ignored", ("not_food", "not_food")),
+])
+def test_decisions_are_stored_with_normalised_labels(session, make_image, action, label, expected):
+    image = make_image(session, label="pizza")
+    review = submit_review(session, image.id, action=action, final_label=label, reviewer=" alice ",
+                           expected_review_id=None, note="  looks right ")
+    assert (review.action, review.final_label, review.reviewer, review.note) == (*expected, "alice", "looks right")
+    assert review.prediction_id == image.prediction_id
+    assert (image.current_review_id, image.reviewed_at) == (review.id, review.created_at)
+    assert state(session, image) == expected
+    assert count_queue(session) == 0
+
+
+def test_skipping_leaves_the_photo_in_the_queue(session, make_image):
+    image = make_image(session)
+    review = submit_review(session, image.id, action="skipped", reviewer="alice", expected_review_id=None)
+    assert (review.action, review.final_label) == ("skipped", None)
+    assert image.current_review_id is None
+    assert count_queue(session) == 1
+
+
+@pytest.mark.parametrize("label, message", [
+    (None, "Pick or type a category for this photo."),
+    ("   ", "Pick or type a category for this photo."),
+    ("../../etc/passwd", "Use only letters, digits, spaces and hyphens in a category name (not './')."),
+    ("fish/chips", "(not '/')"),
+    ("mac & cheese", "(not '&')"),
+    ("pizza\x00", "(not '\\x00')"),
+    ("<script>", "(not '<>')"),
+    ("x" * 101, "A category name can be at most 100 characters."),
+])
+def test_unusable_labels_are_refused_and_nothing_is_written(session, make_image, label, message):
+    image = make_image(session)
+    with pytest.raises(UnknownCategory) as caught:
+        submit_review(session, image.id, action="corrected", final_label=label, reviewer="alice",
+                      expected_review_id=None)
+    assert message in str(caught.value)
+    assert reviews(session) == []
+    assert image.current_review_id is None
+
+
+def test_misuse_is_a_value_error_naming_the_argument(session, make_image):
+    image = make_image(session)
+    with pytest.raises(ValueError, match="action: expected one of confirmed, corrected, not_food, skipped"):
+        submit_review(session, image.id, action="undone", reviewer="alice", expected_review_id=None)
+    with pytest.raises(ValueError, match="prediction_id: 999 is not a prediction of image"):
+        submit_review(session, image.id, action="confirmed", reviewer="a", expected_review_id=None, prediction_id=999)
+    with pytest.raises(FoodclfError, match="Enter your name"):
+        submit_review(session, image.id, action="confirmed", reviewer="  ", expected_review_id=None)
+    with pytest.raises(FoodclfError, match="no longer in the database"):
+        submit_review(session, image.id + 99, action="confirmed", reviewer="a", expected_review_id=None)
+
+
+def test_confirming_a_photo_without_prediction_asks_for_a_category(session):
+    from conftest import fake_loaded
+    from db.records import record_image
+
+    image = record_image(session, fake_loaded(b"bare"), source="upload", added_by="x", stored_path="b.jpg")
+    with pytest.raises(UnknownCategory, match="no prediction to confirm"):
+        submit_review(session, image.id, action="confirmed", reviewer="alice", expected_review_id=None)
+    review = submit_review(session, image.id, action="corrected", final_label="soup", reviewer="alice",
+                           expected_review_id=None)
+    assert (review.prediction_id, review.final_label) == (None, "soup")
+
+
+def test_second_moderator_is_told_who_reviewed_and_nothing_is_overwritten(engine, make_image):
+    with Session(engine) as setup, setup.begin():
+        image_id = make_image(setup, label="pizza").id
+    alice, bob = Session(engine), Session(engine)
+    # Both were shown the photo unreviewed.
+    seen_by_alice = alice.get(ImageRow, image_id).current_review_id
+    seen_by_bob = bob.get(ImageRow, image_id).current_review_id
+    submit_review(alice, image_id, action="confirmed", reviewer="alice", expected_review_id=seen_by_alice)
+    alice.commit()
+    with pytest.raises(ReviewConflict) as caught:
+        submit_review(bob, image_id, action="corrected", final_label="calzone", reviewer="bob",
+                      expected_review_id=seen_by_bob)
+    bob.rollback()
+    assert str(caught.value) == (
+        "This photo was just reviewed by alice (confirmed as pizza) just now; look again and decide.")
+    # Bob looks again and re-judges knowingly.
+    with Session(engine) as again, again.begin():
+        current = again.get(ImageRow, image_id).current_review_id
+        submit_review(again, image_id, action="corrected", final_label="calzone", reviewer="bob",
+                      expected_review_id=current)
+    with Session(engine) as check:
+        assert reviews(check) == [("confirmed", "pizza", "alice"), ("corrected", "calzone", "bob")]
+        assert check.get(ImageRow, image_id).current_label == "calzone"
+    alice.close()
+    bob.close()
+
+
+def test_conflict_message_says_how_long_ago(session, make_image, make_review):
+    image = make_image(session)
+    make_review(session, image, action="not_food", reviewer="carol", at=utcnow() - timedelta(minutes=3, seconds=5))
+    with pytest.raises(ReviewConflict, match=r"reviewed by carol \(marked not food\) 3 minutes ago"):
+        submit_review(session, image.id, action="confirmed", reviewer="dan", expected_review_id=None)
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_simultaneous_submits_exactly_one_wins(engine, make_image, attempt):
+    with Session(engine) as setup, setup.begin():
+        image_id = make_image(setup).id
+    start = threading.Barrier(2)
+    outcomes: dict[str, object] = {}
+
+    def moderator(name: str) -> None:
+        with Session(engine) as session:
+            start.wait()
+            try:
+                with session.begin():
+                    submit_review(session, image_id, action="corrected", final_label=f"dish_{name}",
+                                  reviewer=name, expected_review_id=None)
+                outcomes[name] = "saved"
+            except ReviewConflict as err:
+                outcomes[name] = err
+
+    threads = [threading.Thread(target=moderator, args=(name,)) for name in ("alice", "bob")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    winners = [name for name, outcome in outcomes.items() if outcome == "saved"]
+    losers = [outcome for outcome in outcomes.values() if isinstance(outcome, ReviewConflict)]
+    assert len(winners) == 1 and len(losers) == 1, outcomes
+    assert f"reviewed by {winners[0]} (corrected to dish {winners[0]})" in str(losers[0])
+    with Session(engine) as check:
+        assert [r[2] for r in reviews(check)] == winners
+        assert check.get(ImageRow, image_id).current_label == f"dish_{winners[0]}"
+
+
+def test_undo_restores_the_previous_decision_and_keeps_history(session, make_image, make_review):
+    image = make_image(session, label="pizza")
+    make_review(session, image, action="confirmed", reviewer="alice")
+    make_review(session, image, action="corrected", label="flatbread", reviewer="bob")
+    undo = undo_last_review(session, "bob")
+    assert (undo.action, undo.final_label, undo.reviewer) == ("undone", None, "bob")
+    assert state(session, image) == ("confirmed", "pizza")
+    assert reviews(session) == [
+        ("confirmed", "pizza", "alice"), ("corrected", "flatbread", "bob"), ("undone", None, "bob")]
+
+
+def test_undo_walks_back_and_returns_the_photo_to_the_queue(session, make_image, make_review):
+    image = make_image(session, label="pizza")
+    make_review(session, image, action="confirmed", reviewer="alice")
+    make_review(session, image, action="corrected", label="calzone", reviewer="alice")
+    undo_last_review(session, "alice")
+    assert state(session, image) == ("confirmed", "pizza")
+    undo_last_review(session, "alice")
+    assert state(session, image) == (None, None)
+    assert image.current_review_id is None and image.reviewed_at is None
+    assert count_queue(session) == 1
+    assert undo_last_review(session, "alice") is None  # nothing left to undo
+    assert session.scalar(select(func.count()).select_from(ReviewRow)) == 4
+
+
+def test_undoing_a_skip_changes_nothing_but_the_log(session, make_image, make_review):
+    image = make_image(session)
+    make_review(session, image, action="confirmed", reviewer="alice")
+    other = make_image(session)
+    make_review(session, other, action="skipped", reviewer="alice")
+    undo = undo_last_review(session, "alice")
+    assert undo.image_id == other.id
+    assert state(session, image) == ("confirmed", "pizza")
+    undo_last_review(session, "alice")  # then the confirmation before it
+    assert state(session, image) == (None, None)
+
+
+def test_undo_of_a_decision_someone_else_replaced_is_refused(session, make_image, make_review):
+    image = make_image(session)
+    make_review(session, image, action="confirmed", reviewer="alice")
+    make_review(session, image, action="corrected", label="calzone", reviewer="bob")
+    with pytest.raises(ReviewConflict, match="reviewed by bob .* their decision stands, so there is nothing of "
+                                             "yours to undo on this photo."):
+        undo_last_review(session, "alice")
+    assert state(session, image) == ("corrected", "calzone")
+    assert [r[0] for r in reviews(session)] == ["confirmed", "corrected"]
+
+
+def test_a_review_is_undone_at_most_once(session, make_image, make_review):
+    image = make_image(session)
+    review = make_review(session, image, action="skipped", reviewer="alice")
+    session.add(ReviewRow(image_id=image.id, action="undone", reviewer="alice", undoes_review_id=review.id))
+    session.flush()
+    session.add(ReviewRow(image_id=image.id, action="undone", reviewer="alice", undoes_review_id=review.id))
+    with pytest.raises(IntegrityError):
+        session.flush()

@@ -1,0 +1,231 @@
+"""Every statistic, computed in SQL, against the same figure computed with pandas from the raw tables.
+
+pandas derives each photo's current decision from the append-only review log itself (latest
+decision not undone), so the denormalised columns the SQL uses are checked too.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from conftest import image_factory, make_review_row
+from db import stats
+from db.engine import close_database, open_database
+from db.models import DECISIONS, ImageRow, PredictionRow, ReviewRow
+from db.reviews import undo_last_review
+from foodclf.errors import ReviewConflict
+
+START = datetime(2024, 5, 1, 6, tzinfo=timezone.utc)
+LABELS = ["pizza", "sushi", "steak", "ramen"]
+REVIEWERS = ["alice", "bob", "carol"]
+RANGES = [
+    dict(),
+    dict(since=date(2024, 5, 2)),
+    dict(until=date(2024, 5, 3)),
+    dict(since=START + timedelta(days=1, hours=5), until=START + timedelta(days=3, hours=2)),
+]
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    """One database for the whole module: the tests only read it."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('stats') / 'stats.db'}"
+    with Session(open_database(url), expire_on_commit=False) as session:
+        yield session
+    close_database(url)
+
+
+@pytest.fixture(scope="module")
+def data(session):
+    """~150 photos over 5 days, reviewed by three moderators with skips, corrections and undos."""
+    make_image, make_review = image_factory(), make_review_row
+    rng = random.Random(42)
+    edge_scores = [0.0, 0.1, 0.3, 0.7, 0.9999, 1.0]
+    images = []
+    for i in range(150):
+        score = edge_scores[i] if i < len(edge_scores) else round(rng.random(), 4)
+        images.append(make_image(session, label=rng.choice(LABELS), score=score,
+                                 added_at=START + timedelta(hours=i * 0.8)))
+    clock = START + timedelta(hours=2)
+    for image in rng.sample(images, 110):
+        for _ in range(rng.choice([1, 1, 2])):
+            clock += timedelta(minutes=rng.randint(5, 60))
+            action = rng.choice(["confirmed", "confirmed", "corrected", "not_food", "skipped"])
+            label = rng.choice(LABELS + ["calzone", "pho"]) if action == "corrected" else None
+            make_review(session, image, action=action, label=label, reviewer=rng.choice(REVIEWERS), at=clock)
+        if rng.random() < 0.15:
+            try:
+                undo = undo_last_review(session, rng.choice(REVIEWERS))
+            except ReviewConflict:
+                continue
+            if undo is not None:
+                clock += timedelta(minutes=1)
+                undo.created_at = clock
+                restored = session.get(ImageRow, undo.image_id)
+                if restored.current_review_id is not None:
+                    restored.reviewed_at = session.get(ReviewRow, restored.current_review_id).created_at
+    session.commit()
+    return images
+
+
+def frame(session, model) -> pd.DataFrame:
+    return pd.DataFrame(session.execute(select(model.__table__)).mappings().all())
+
+
+def raw(session):
+    """images (with each photo's current decision derived from the log), predictions and reviews."""
+    images, predictions, reviews = frame(session, ImageRow), frame(session, PredictionRow), frame(session, ReviewRow)
+    undone = set(reviews["undoes_review_id"].dropna().astype(int))
+    decisions = reviews[reviews["action"].isin(DECISIONS) & ~reviews["id"].isin(undone)]
+    current = decisions.sort_values("id").groupby("image_id").tail(1)
+    current = current.merge(predictions[["id", "top_label"]].rename(columns={"id": "prediction_id",
+                                                                           "top_label": "judged"}),
+                            on="prediction_id")
+    current = current.rename(columns={"created_at": "decided_at", "final_label": "final"})
+    latest = predictions.sort_values("id").groupby("image_id").tail(1)[["image_id", "top_label", "top_score"]]
+    images = images[["id", "added_at"]].merge(latest, left_on="id", right_on="image_id")
+    images = images.merge(current[["image_id", "action", "final", "judged", "decided_at"]], on="image_id", how="left")
+    return images, predictions, reviews
+
+
+def within(series: pd.Series, since=None, until=None) -> pd.Series:
+    keep = pd.Series(True, index=series.index)
+    if since is not None:
+        keep &= series >= _bound(since)
+    if until is not None:
+        keep &= series < _bound(until, end=True)
+    return keep
+
+
+def _bound(value, end=False):
+    if isinstance(value, datetime):
+        return value
+    return datetime(value.year, value.month, value.day, tzinfo=timezone.utc) + timedelta(days=int(end))
+
+
+def label_counts(series: pd.Series) -> list[dict]:
+    counts = series.value_counts()
+    return sorted(({"label": k, "count": int(v)} for k, v in counts.items()), key=lambda r: (-r["count"], r["label"]))
+
+
+def test_generated_data_has_every_case(session, data):
+    images, _, reviews = raw(session)
+    assert set(reviews["action"]) == {"confirmed", "corrected", "not_food", "skipped", "undone"}
+    assert images["action"].isna().sum() > 20 and images["action"].notna().sum() > 50
+
+
+@pytest.mark.parametrize("span", RANGES)
+def test_predicted_and_final_label_counts(session, data, span):
+    images, _, _ = raw(session)
+    added = images[within(images["added_at"], **span)]
+    assert stats.predicted_label_counts(session, **span) == label_counts(added["top_label"])
+    decided = images[images["action"].notna() & within(images["decided_at"], **span)]
+    assert stats.final_label_counts(session, **span) == label_counts(decided["final"])
+
+
+@pytest.mark.parametrize("span", RANGES)
+def test_category_rates(session, data, span):
+    images, _, _ = raw(session)
+    decided = images[images["action"].notna() & within(images["decided_at"], **span)]
+    expected = []
+    for label, group in decided.groupby("judged"):
+        n = len(group)
+        counts = {a: int((group["action"] == a).sum()) for a in DECISIONS}
+        expected.append(dict(label=label, reviewed=n, **counts, confirmation_rate=counts["confirmed"] / n,
+                             correction_rate=(counts["corrected"] + counts["not_food"]) / n))
+    expected.sort(key=lambda r: (-r["reviewed"], r["label"]))
+    assert stats.category_rates(session, **span) == expected
+
+
+@pytest.mark.parametrize("span", RANGES)
+def test_confusion_pairs(session, data, span):
+    images, _, _ = raw(session)
+    changed = images[images["action"].isin(["corrected", "not_food"]) & within(images["decided_at"], **span)]
+    pairs = changed.groupby(["judged", "final"]).size()
+    expected = sorted(({"predicted": p, "final": f, "count": int(n)} for (p, f), n in pairs.items()),
+                      key=lambda r: (-r["count"], r["predicted"], r["final"]))
+    assert stats.confusion_pairs(session, **span) == expected
+    assert all(r["predicted"] != r["final"] for r in expected)
+
+
+@pytest.mark.parametrize("span", RANGES)
+def test_confidence_histogram(session, data, span):
+    images, _, _ = raw(session)
+    scores = images.loc[within(images["added_at"], **span), "top_score"].to_numpy()
+    edges = np.array([k / 10 for k in range(11)])
+    bins = np.minimum(np.searchsorted(edges, scores, side="right") - 1, 9)
+    expected = [dict(bin=k, low=edges[k], high=edges[k + 1], count=int((bins == k).sum())) for k in range(10)]
+    assert stats.confidence_histogram(session, **span) == expected
+
+
+def test_histogram_edges_fall_in_the_upper_bin(session, data):
+    counts = [row["count"] for row in stats.confidence_histogram(session, until=START + timedelta(hours=4.5))]
+    # 0.0 and 0.1 -> bins 0 and 1; 0.3 -> 3; 0.7 -> 7; 0.9999 and 1.0 -> 9
+    assert counts == [1, 1, 0, 1, 0, 0, 0, 1, 0, 2]
+
+
+@pytest.mark.parametrize("span", RANGES)
+def test_daily_volume(session, data, span):
+    images, _, reviews = raw(session)
+    added = images.loc[within(images["added_at"], **span), "added_at"].map(lambda t: t.date()).value_counts()
+    decided = reviews[reviews["action"].isin(DECISIONS) & within(reviews["created_at"], **span)]
+    decided = decided["created_at"].map(lambda t: t.date()).value_counts()
+    days = pd.date_range(min(added.index.min(), decided.index.min()), max(added.index.max(), decided.index.max()))
+    expected = [dict(day=d.date(), added=int(added.get(d.date(), 0)), decisions=int(decided.get(d.date(), 0)))
+                for d in days]
+    assert stats.daily_volume(session, **span) == expected
+
+
+@pytest.mark.parametrize("span", RANGES)
+def test_reviewer_activity(session, data, span):
+    _, _, reviews = raw(session)
+    rows = reviews[within(reviews["created_at"], **span)]
+    expected = []
+    for reviewer, group in rows.groupby("reviewer"):
+        counts = {a: int((group["action"] == a).sum()) for a in ("confirmed", "corrected", "not_food", "skipped",
+                                                                 "undone")}
+        expected.append(dict(reviewer=reviewer, decisions=sum(counts[a] for a in DECISIONS), **counts))
+    expected.sort(key=lambda r: (-r["decisions"], r["reviewer"]))
+    assert stats.reviewer_activity(session, **span) == expected
+
+
+@pytest.mark.parametrize("span", RANGES)
+def test_summary(session, data, span):
+    images, predictions, reviews = raw(session)
+    added = images[within(images["added_at"], **span)]
+    decided = images[images["action"].notna() & within(images["decided_at"], **span)]
+    logged = reviews[within(reviews["created_at"], **span)]
+    assert stats.summary(session, **span) == dict(
+        images=len(added), predictions=int(within(predictions["created_at"], **span).sum()),
+        reviewed=len(decided), unreviewed=int(added["action"].isna().sum()),
+        decisions=int(logged["action"].isin(DECISIONS).sum()), reviewers=logged["reviewer"].nunique(),
+        **{a: int((decided["action"] == a).sum()) for a in DECISIONS},
+    )
+
+
+def test_an_empty_database_gives_empty_statistics(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    session = Session(open_database(url))
+    assert stats.predicted_label_counts(session) == [] and stats.final_label_counts(session) == []
+    assert stats.category_rates(session) == [] and stats.confusion_pairs(session) == []
+    assert [row["count"] for row in stats.confidence_histogram(session)] == [0] * 10
+    assert stats.daily_volume(session) == [] and stats.reviewer_activity(session) == []
+    assert stats.summary(session) == dict(images=0, predictions=0, reviewed=0, unreviewed=0, decisions=0,
+                                          reviewers=0, confirmed=0, corrected=0, not_food=0)
+    session.close()
+    close_database(url)
+
+
+def test_day_bucketing_is_portable_sql():
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    day = stats.utc_day(ImageRow.added_at)
+    assert str(day.compile(dialect=sqlite.dialect())) == "date(images.added_at)"
+    assert str(day.compile(dialect=postgresql.dialect())) == "CAST(images.added_at AS DATE)"

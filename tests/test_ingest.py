@@ -1,0 +1,263 @@
+"""Folder ingest with the tiny model: exact counts, refusals reported, resumable after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from conftest import FOOD_PHOTOS, HOSTILE_IMAGES, photo
+from db.engine import close_database, open_database, session_scope
+from db.models import ImageRow, PredictionRow
+from foodclf.classifier import load_classifier
+from foodclf.cli import main
+from foodclf.errors import FoodclfError
+from foodclf.images import decode_image
+from foodclf.ingest import ingest_folder, store_upload
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def classifier(settings):
+    return load_classifier(settings)
+
+
+@pytest.fixture(autouse=True)
+def _close_engine(settings):
+    yield
+    close_database(settings)
+
+
+def make_folder(folder: Path, count: int, start: int = 0) -> list[Path]:
+    """`count` distinct photos, spread over two sub-folders."""
+    paths = []
+    for i in range(start, start + count):
+        path = folder / ("a" if i % 2 else "b/c") / f"dish {i}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(photo(color=(i * 7 % 256, 255 - i, 60), size=(40 + i % 5, 36)))
+        paths.append(path)
+    return paths
+
+
+def db_counts(settings) -> tuple[int, int, int]:
+    """(images, predictions, files in the image store)."""
+    with session_scope(open_database(settings)) as session:
+        images = session.scalar(select(func.count()).select_from(ImageRow))
+        predictions = session.scalar(select(func.count()).select_from(PredictionRow))
+        duplicates = session.execute(
+            select(PredictionRow.image_id).group_by(PredictionRow.image_id, PredictionRow.fingerprint)
+            .having(func.count() > 1)).all()
+    assert duplicates == []
+    store = Path(settings.image_dir)
+    files = len([p for p in store.iterdir() if not p.name.startswith(".")]) if store.exists() else 0
+    return images, predictions, files
+
+
+def hostile_files(folder: Path) -> dict[str, str]:
+    """Refused files made here (name -> part of the reason), so the test runs without shared data."""
+    jpeg = photo(size=(64, 64))
+    noise = np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8)
+    cases = {
+        "empty.jpg": (b"", "The file is empty."),
+        "truncated.jpg": (jpeg[: len(jpeg) // 2], "truncated or corrupt"),
+        "notes.jpg": ("I am not a photo. ☃".encode(), "not an image we can open"),
+        "header-only.png": (b"\x89PNG\r\n\x1a\n", "PNG file is corrupt"),
+        "scan.tif": (photo(fmt="TIFF"), "This is a TIFF image"),
+        "paint.bmp": (photo(fmt="BMP"), "This is a BMP image"),
+        "huge.png": (_png(noise), "the limit is 0.25 MB"),
+    }
+    for name, (data, _) in cases.items():
+        (folder / name).write_bytes(data)
+    return {name: reason for name, (_, reason) in cases.items()}
+
+
+def _png(pixels) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_ingesting_twice_stores_each_photo_once(settings, classifier, tmp_path):
+    folder = tmp_path / "photos"
+    paths = make_folder(folder, 10)
+    (folder / "a" / "copy.jpg").write_bytes(paths[0].read_bytes())  # same photo under another name
+    (folder / "README.txt").write_text("not a photo")
+    (folder / ".hidden.jpg").write_bytes(photo(color=(1, 2, 3)))
+    first = ingest_folder(settings, folder, classifier, added_by="tester", progress=False)
+    assert (first.files, first.stored, first.already, first.refused) == (11, 10, 1, [])
+    assert db_counts(settings) == (10, 10, 10)
+    second = ingest_folder(settings, folder, classifier, added_by="tester", progress=False)
+    assert (second.files, second.stored, second.already, second.refused) == (11, 0, 11, [])
+    assert db_counts(settings) == (10, 10, 10)
+    with session_scope(open_database(settings)) as session:
+        image = session.scalars(select(ImageRow).where(ImageRow.file_name == "dish 3.jpg")).one()
+        assert (image.source, image.added_by, image.top_label in classifier.labels) == ("folder", "tester", True)
+        assert image.stored_path == f"{image.content_id}.jpg"
+
+
+def test_a_new_model_adds_its_predictions_to_the_same_images(settings, classifier, tmp_path):
+    from tiny_models import build_tiny_vit
+
+    folder = tmp_path / "photos"
+    make_folder(folder, 6)
+    ingest_folder(settings, folder, classifier, progress=False)
+    other = load_classifier(settings, str(build_tiny_vit(tmp_path / "other-model", seed=1)))
+    assert other.fingerprint != classifier.fingerprint
+    report = ingest_folder(settings, folder, other, progress=False)
+    assert (report.stored, report.already) == (6, 0)
+    assert db_counts(settings) == (6, 12, 6)
+
+
+def test_refused_files_are_each_reported_and_nothing_is_stored_for_them(settings, tmp_path):
+    settings = settings.replace(max_upload_mb=0.25)
+    classifier = load_classifier(settings)
+    folder = tmp_path / "mixed"
+    make_folder(folder, 2)
+    reasons = hostile_files(folder)
+    heard = []
+    report = ingest_folder(settings, folder, classifier, progress=False,
+                           on_refused=lambda path, reason: heard.append((path, reason)))
+    assert (report.stored, report.already) == (2, 0)
+    assert heard == report.refused
+    assert sorted(Path(path).name for path, _ in report.refused) == sorted(reasons)
+    for path, reason in report.refused:
+        assert reasons[Path(path).name] in reason, (path, reason)
+    assert db_counts(settings) == (2, 2, 2)
+    assert not [p for p in Path(settings.image_dir).iterdir() if p.name.startswith(".")]  # no temporaries
+
+
+@pytest.mark.skipif(not HOSTILE_IMAGES.is_dir(), reason="shared hostile images not present")
+def test_shared_hostile_folder(settings, classifier):
+    report = ingest_folder(settings, HOSTILE_IMAGES, classifier, progress=False)
+    refused = {Path(path).name: reason for path, reason in report.refused}
+    assert report.stored + len(refused) == report.files == len(list(HOSTILE_IMAGES.iterdir()))
+    for name in ("pillow__truncated_jpeg.jpg", "pillow__truncated_image.png", "pillow__broken.png",
+                 "pillow__decompression_bomb.gif", "pillow__hopper.tif", "pillow__hopper.bmp"):
+        if (HOSTILE_IMAGES / name).exists():
+            assert refused[name], name
+    assert all(reason.endswith((".", "upload again.")) for reason in refused.values()), refused
+    assert db_counts(settings) == (report.stored,) * 3
+
+
+class Interrupted:
+    """The real classifier, stopped like Ctrl-C after `after` photos have come out of the model."""
+
+    def __init__(self, classifier, after: int):
+        self.classifier, self.after = classifier, after
+        self.fingerprint = classifier.fingerprint
+
+    def classify_many(self, sources, **options):
+        for n, item in enumerate(self.classifier.classify_many(sources, **options)):
+            if n == self.after:
+                raise KeyboardInterrupt
+            yield item
+
+
+def test_interrupted_then_resumed_finishes_with_no_duplicate_and_no_loss(settings, classifier, tmp_path):
+    folder = tmp_path / "photos"
+    make_folder(folder, 12)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_folder(settings, folder, Interrupted(classifier, after=5), progress=False)
+    assert db_counts(settings) == (5, 5, 5)
+    report = ingest_folder(settings, folder, classifier, progress=False)
+    assert (report.stored, report.already) == (7, 5)
+    assert db_counts(settings) == (12, 12, 12)
+
+
+KILLABLE = """
+import sys, time
+import foodclf.ingest as ingest
+store = ingest.store_upload
+def slow(*args, **kwargs):
+    time.sleep(0.15)  # time for the test to kill us between photos, or in the middle of one
+    return store(*args, **kwargs)
+ingest.store_upload = slow
+from foodclf.cli import main
+sys.exit(main(["ingest", sys.argv[1], "--no-progress"]))
+"""
+
+
+def environment(settings) -> dict[str, str]:
+    return os.environ | {
+        "FOODCLF_MODEL": settings.model, "FOODCLF_DATABASE_URL": settings.database_url,
+        "FOODCLF_IMAGE_DIR": settings.image_dir, "FOODCLF_DEVICE": "cpu", "FOODCLF_PRECISION": "fp32",
+        "FOODCLF_WORKERS": "1", "FOODCLF_BATCH_SIZE": "4", "FOODCLF_REVIEWER": "ingest-test",
+    }
+
+
+def test_killed_process_then_rerun_finishes_the_rest(settings, classifier, tmp_path):
+    folder = tmp_path / "photos"
+    make_folder(folder, 40)
+    open_database(settings)  # the schema exists before we start polling it
+    run = subprocess.Popen([sys.executable, "-c", KILLABLE, str(folder)], cwd=ROOT, env=environment(settings),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while db_counts(settings)[0] < 5 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    _, stderr = run.communicate(timeout=30)
+    assert run.returncode == -signal.SIGKILL, stderr.decode()
+    images, predictions, files = db_counts(settings)
+    assert 5 <= images == predictions < 40
+    assert files in (images, images + 1)  # a photo's bytes may be stored before its row: harmless
+    report = ingest_folder(settings, folder, classifier, progress=False)
+    assert (report.stored, report.already) == (40 - images, images)
+    assert db_counts(settings) == (40, 40, 40)
+
+
+def test_command_line_exit_status_and_output(settings, classifier, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(os, "environ", environment(settings))
+    folder = tmp_path / "photos"
+    make_folder(folder, 3)
+    assert main(["ingest", str(folder)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "foodclf ingest: stored 3, already there 0, refused 0.\n"
+    (folder / "notes.jpg").write_text("not a photo")
+    assert main(["ingest", str(folder), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"files": 4, "stored": 0, "already": 3, "refused": [{
+        "path": str(folder / "notes.jpg"),
+        "reason": "This file is not an image we can open; please upload a JPEG, PNG, WebP or GIF photo."}]}
+    assert f"{folder / 'notes.jpg'}: This file is not an image we can open" in captured.err
+    with session_scope(open_database(settings)) as session:
+        assert set(session.scalars(select(ImageRow.added_by))) == {"ingest-test"}
+
+
+def test_a_missing_folder_is_explained(settings, classifier, tmp_path):
+    with pytest.raises(FoodclfError, match="There is no folder or file at"):
+        ingest_folder(settings, tmp_path / "nowhere", classifier, progress=False)
+
+
+def test_store_upload_keeps_bytes_and_rows_once(settings, classifier):
+    loaded = decode_image(photo(color=(9, 9, 9)), name="upload.jpg")
+    result = classifier.classify_image(loaded.image)
+    engine = open_database(settings)
+    for _ in range(2):
+        with session_scope(engine) as session:
+            image = store_upload(session, settings, loaded, result, source="upload", added_by="alice")
+    assert (image.source, image.prediction_id is not None) == ("upload", True)
+    assert (Path(settings.image_dir) / image.stored_path).read_bytes() == loaded.data
+    assert db_counts(settings) == (1, 1, 1)
+
+
+@pytest.mark.skipif(not FOOD_PHOTOS.is_dir(), reason="shared food photos not present")
+def test_pizza_steak_sushi_twice_leaves_exactly_300(settings, classifier):
+    started = time.perf_counter()
+    first = ingest_folder(settings, FOOD_PHOTOS, classifier, progress=False)
+    second = ingest_folder(settings, FOOD_PHOTOS, classifier, progress=False)
+    elapsed = time.perf_counter() - started
+    assert (first.stored, first.refused, second.stored, second.already) == (300, [], 0, 300)
+    assert db_counts(settings) == (300, 300, 300)
+    assert elapsed < 30
