@@ -301,7 +301,12 @@ def find_images(paths) -> list[Path]:
 
 def _too_many_bytes(size: int, limit: int, at_least: bool = False) -> str:
     more = "more than " if at_least else ""
-    return f"The file is {more}{size / 1024 / 1024:.1f} MB; the limit is {limit / 1024 / 1024:g} MB."
+    return f"The file is {more}{_megabytes(size)}; the limit is {_megabytes(limit)}."
+
+
+def _megabytes(n: int) -> str:
+    value = n / 1024 / 1024
+    return f"{value:.1f} MB" if value >= 0.95 else f"{max(1, round(n / 1024))} KB"
 
 
 def _bomb_message(detail: str, max_pixels: int) -> str:
