@@ -1,4 +1,4 @@
-"""Altair charts the pages draw: plain data in, a chart out; no database, no model."""
+"""Altair charts the pages draw: plain tables in (stored labels), a chart out; no database, no model."""
 
 from __future__ import annotations
 
@@ -7,125 +7,150 @@ import pandas as pd
 
 from foodclf.labels import display_label
 
-ACCENT = "#D9480F"  # the theme's primaryColor: the model's top answer
-MUTED = "#F2B8A0"
+ACCENT = "#D9480F"  # the theme's primaryColor: the model's top answer, moderators' decisions
+MUTED = "#F4B183"
 BLUE = "#1C7ED6"
+ACTION_COLOURS = {"confirmed": "#2F9E44", "corrected": "#7048E8", "not_food": "#868E96",
+                  "skipped": "#FAB005", "undone": "#E03131"}
+
+
+def _shown(data: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """A copy with stored labels in `columns` replaced by the names people read."""
+    data = data.copy()
+    for column in columns:
+        data[column] = data[column].map(lambda label: display_label(str(label)))
+    return data
 
 
 def scores_chart(class_scores: list[dict]) -> alt.Chart:
     """Horizontal bars of the top-k probabilities, highest on top, the top one in the accent colour."""
-    data = pd.DataFrame(
-        {
-            "category": [display_label(s["label"]) for s in class_scores],
-            "probability": [float(s["score"]) for s in class_scores],
-            "top": [i == 0 for i in range(len(class_scores))],
-        }
-    )
-    order = list(data["category"])
+    data = pd.DataFrame({
+        "category": [display_label(s["label"]) for s in class_scores],
+        "probability": [float(s["score"]) for s in class_scores],
+        "top": [i == 0 for i in range(len(class_scores))],
+    })
     base = alt.Chart(data).encode(
-        y=alt.Y("category:N", sort=order, title=None, axis=alt.Axis(labelLimit=220)),
+        y=alt.Y("category:N", sort=None, title=None, axis=alt.Axis(labelLimit=220, labelFontSize=13)),
         x=alt.X("probability:Q", title=None, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-        tooltip=[alt.Tooltip("category:N"), alt.Tooltip("probability:Q", format=".1%")],
+        tooltip=[alt.Tooltip("category:N", title="Category"), alt.Tooltip("probability:Q", format=".1%")],
     )
-    bars = base.mark_bar(cornerRadiusEnd=3).encode(
+    bars = base.mark_bar(cornerRadiusEnd=4, height={"band": 0.75}).encode(
         color=alt.condition(alt.datum.top, alt.value(ACCENT), alt.value(MUTED)),
     )
-    text = base.mark_text(align="left", dx=4).encode(text=alt.Text("probability:Q", format=".1%"))
-    return (bars + text).properties(height=max(90, 30 * len(order)))
+    text = base.mark_text(align="left", dx=4, fontSize=12).encode(text=alt.Text("probability:Q", format=".1%"))
+    return (bars + text).properties(height=max(96, 34 * len(data)))
 
 
-def distribution_chart(data: pd.DataFrame) -> alt.Chart:
-    """Grouped bars: photos per category as predicted and as decided (columns label, kind, photos)."""
+def distribution_chart(rows: list[dict], top: int = 25) -> alt.Chart:
+    """Grouped bars per category: photos as predicted and as decided (the `top` biggest categories)."""
+    data = _shown(pd.DataFrame(rows).head(top), "label")
+    long = data.melt(id_vars="label", value_vars=["predicted", "decided"], var_name="kind", value_name="photos")
+    long["kind"] = long["kind"].map({"predicted": "Predicted", "decided": "Decided"})
     return (
-        alt.Chart(data)
-        .mark_bar()
+        alt.Chart(long)
+        .mark_bar(cornerRadiusEnd=2)
         .encode(
-            y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=200)),
+            y=alt.Y("label:N", sort=list(data["label"]), title=None, axis=alt.Axis(labelLimit=200)),
             x=alt.X("photos:Q", title="Photos"),
-            yOffset="kind:N",
-            color=alt.Color(
-                "kind:N", title=None, scale=alt.Scale(domain=["Predicted", "Decided"], range=[MUTED, ACCENT]),
-                legend=alt.Legend(orient="top"),
-            ),
-            tooltip=["label:N", "kind:N", "photos:Q"],
+            yOffset=alt.YOffset("kind:N", sort=["Predicted", "Decided"]),
+            color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="top"),
+                            scale=alt.Scale(domain=["Predicted", "Decided"], range=[MUTED, ACCENT])),
+            tooltip=[alt.Tooltip("label:N", title="Category"), "kind:N", "photos:Q"],
         )
-        .properties(height=alt.Step(9))
+        .properties(height=alt.Step(10))
     )
 
 
-def rate_chart(data: pd.DataFrame) -> alt.Chart:
-    """Correction rate per category (columns label, reviewed, correction_rate)."""
+def rate_chart(rows: list[dict], top: int = 25) -> alt.Chart:
+    """Share of decisions that changed the model's label, per predicted category."""
+    data = _shown(pd.DataFrame(rows).head(top), "label")
     return (
         alt.Chart(data)
-        .mark_bar(color=ACCENT)
+        .mark_bar(color=ACCENT, cornerRadiusEnd=2)
         .encode(
             y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=200)),
-            x=alt.X("correction_rate:Q", title="Corrected", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
-            tooltip=["label:N", "reviewed:Q", alt.Tooltip("correction_rate:Q", format=".0%")],
+            x=alt.X("correction_rate:Q", title="Corrected", axis=alt.Axis(format="%"),
+                    scale=alt.Scale(domain=[0, 1])),
+            tooltip=[alt.Tooltip("label:N", title="Category"), alt.Tooltip("reviewed:Q", title="Reviewed"),
+                     alt.Tooltip("correction_rate:Q", title="Corrected", format=".0%")],
         )
-        .properties(height=alt.Step(18))
+        .properties(height=alt.Step(20))
     )
 
 
-def confusion_chart(data: pd.DataFrame) -> alt.Chart:
-    """Heat map predicted -> decided (columns predicted, decided, photos)."""
+def confusion_chart(rows: list[dict]) -> alt.Chart:
+    """Heat map: the model's label (rows) -> the moderators' label (columns), photos per cell."""
+    data = _shown(pd.DataFrame(rows), "predicted", "decided")
+    half = float(data["photos"].max()) / 2 if len(data) else 0.0
     base = alt.Chart(data).encode(
-        x=alt.X("decided:N", title="Decided by a moderator", axis=alt.Axis(labelAngle=-40, labelLimit=140)),
+        x=alt.X("decided:N", title="Decided by a moderator", axis=alt.Axis(labelAngle=-35, labelLimit=140)),
         y=alt.Y("predicted:N", title="Predicted by the model", axis=alt.Axis(labelLimit=160)),
     )
-    cells = base.mark_rect().encode(
+    cells = base.mark_rect(cornerRadius=2).encode(
         color=alt.Color("photos:Q", title="Photos", scale=alt.Scale(scheme="oranges")),
-        tooltip=["predicted:N", "decided:N", "photos:Q"],
+        tooltip=[alt.Tooltip("predicted:N", title="Predicted"), alt.Tooltip("decided:N", title="Decided"),
+                 "photos:Q"],
     )
-    text = base.mark_text(fontSize=11).encode(
+    text = base.mark_text(fontSize=12).encode(
         text="photos:Q",
-        color=alt.condition(alt.datum.photos > data["photos"].max() / 2, alt.value("white"), alt.value("black"))
-        if len(data) else alt.value("black"),
+        color=alt.condition(alt.datum.photos > half, alt.value("white"), alt.value("#1F2328")),
     )
-    return (cells + text).properties(height=alt.Step(26), width=alt.Step(40))
+    return (cells + text).properties(height=alt.Step(30))
 
 
-def histogram_chart(data: pd.DataFrame) -> alt.Chart:
-    """Photos per confidence bin (columns low, high, photos)."""
+def histogram_chart(rows: list[dict]) -> alt.Chart:
+    """Photos per bin of the model's top score."""
     return (
-        alt.Chart(data)
-        .mark_bar(color=BLUE, binSpacing=1)
+        alt.Chart(pd.DataFrame(rows))
+        .mark_bar(color=BLUE, binSpacing=2)
         .encode(
             x=alt.X("low:Q", bin="binned", title="Model confidence (top score)", axis=alt.Axis(format="%")),
             x2="high:Q",
             y=alt.Y("photos:Q", title="Photos"),
-            tooltip=[alt.Tooltip("low:Q", format=".0%"), alt.Tooltip("high:Q", format=".0%"), "photos:Q"],
+            tooltip=[alt.Tooltip("low:Q", title="From", format=".0%"),
+                     alt.Tooltip("high:Q", title="To", format=".0%"), "photos:Q"],
         )
         .properties(height=260)
     )
 
 
-def volume_chart(data: pd.DataFrame) -> alt.Chart:
-    """Photos added and decisions made per day (columns day, kind, count)."""
+def volume_chart(rows: list[dict]) -> alt.Chart:
+    """Photos added and decisions made per day."""
+    data = pd.DataFrame(rows)
+    data["day"] = pd.to_datetime(data["day"])
+    long = data.melt(id_vars="day", value_vars=["photos_added", "decisions"], var_name="kind", value_name="count")
+    long["kind"] = long["kind"].map({"photos_added": "Photos added", "decisions": "Decisions"})
     return (
-        alt.Chart(data)
-        .mark_line(point=True)
+        alt.Chart(long)
+        .mark_line(point=True, strokeWidth=2.5)
         .encode(
-            x=alt.X("day:T", title=None),
+            x=alt.X("day:T", title=None, axis=alt.Axis(format="%b %d")),
             y=alt.Y("count:Q", title=None),
-            color=alt.Color("kind:N", title=None, scale=alt.Scale(range=[BLUE, ACCENT]), legend=alt.Legend(orient="top")),
-            tooltip=[alt.Tooltip("day:T"), "kind:N", "count:Q"],
+            color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="top"),
+                            scale=alt.Scale(domain=["Photos added", "Decisions"], range=[BLUE, ACCENT])),
+            tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "kind:N", "count:Q"],
         )
         .properties(height=260)
     )
 
 
-def reviewers_chart(data: pd.DataFrame) -> alt.Chart:
-    """Decisions per reviewer, stacked by action (columns reviewer, action, decisions)."""
+def reviewers_chart(rows: list[dict]) -> alt.Chart:
+    """Decisions per reviewer, stacked by action."""
+    data = pd.DataFrame(rows)
+    actions = [a for a in ACTION_COLOURS if a in data.columns]
+    long = data.melt(id_vars="reviewer", value_vars=actions, var_name="action", value_name="rows")
+    long = long[long["rows"] > 0]
+    long["action"] = long["action"].str.replace("_", " ")
     return (
-        alt.Chart(data)
+        alt.Chart(long)
         .mark_bar()
         .encode(
-            y=alt.Y("reviewer:N", sort="-x", title=None),
-            x=alt.X("decisions:Q", title="Decisions"),
+            y=alt.Y("reviewer:N", sort=list(data["reviewer"]), title=None),
+            x=alt.X("rows:Q", title="Review rows"),
             color=alt.Color("action:N", title=None, legend=alt.Legend(orient="top"),
-                            scale=alt.Scale(scheme="tableau10")),
-            tooltip=["reviewer:N", "action:N", "decisions:Q"],
+                            scale=alt.Scale(domain=[a.replace("_", " ") for a in ACTION_COLOURS],
+                                            range=list(ACTION_COLOURS.values()))),
+            tooltip=["reviewer:N", "action:N", alt.Tooltip("rows:Q", title="Review rows")],
         )
-        .properties(height=alt.Step(24))
+        .properties(height=alt.Step(26))
     )

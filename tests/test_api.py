@@ -338,7 +338,7 @@ def test_batch_refuses_an_oversized_file_alone(make_client, settings):
     files = [("files", ("big.png", big, "image/png")), ("files", ("small.jpg", photo(size=(8, 8)), "image/jpeg"))]
     items = client.post("/v1/classify/batch", files=files).json()["items"]
     assert [item["status"] for item in items] == [413, 200]
-    assert items[0]["error"]["code"] == "image_too_large" and "the limit is 1 MB" in items[0]["error"]["message"]
+    assert items[0]["error"]["code"] == "image_too_large" and "the limit is 1.0 MB" in items[0]["error"]["message"]
     assert stored(settings, hashlib.sha256(big).hexdigest())[0] is None
 
 

@@ -74,7 +74,7 @@ def hostile_files(folder: Path) -> dict[str, str]:
         "header-only.png": (b"\x89PNG\r\n\x1a\n", "PNG file is corrupt"),
         "scan.tif": (photo(fmt="TIFF"), "This is a TIFF image"),
         "paint.bmp": (photo(fmt="BMP"), "This is a BMP image"),
-        "huge.png": (_png(noise), "the limit is 0.25 MB"),
+        "huge.png": (_png(noise), "the limit is 256 KB"),
     }
     for name, (data, _) in cases.items():
         (folder / name).write_bytes(data)

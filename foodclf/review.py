@@ -1,0 +1,214 @@
+"""What the dashboard's moderation pages ask of the store, composed: decisions, the queue, labels, history.
+
+No streamlit here: pages call these and draw the result. Each function opens its own
+short transaction, so a page never holds a session across runs.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any, Optional
+
+from sqlalchemy import Engine
+
+from db.engine import session_scope
+from db.queue import browse_images, count_images, count_queue, review_queue
+from db.records import ImageSummary, image_history, image_summary
+from db.reviews import clean_label, submit_review, undo_last_review
+from db.stats import final_label_counts, predicted_label_counts
+from foodclf.errors import UnknownCategory
+from foodclf.labels import NOT_FOOD, display_label
+
+NAME_LIMIT = 100  # db.models.NAME_LENGTH
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A moderator's judgement of one photo: action is confirmed, corrected, not_food or skipped."""
+
+    action: str
+    label: Optional[str] = None  # the category for corrected; the store fills in the rest
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A decision as stored (a correction to the model's own label is stored as confirmed)."""
+
+    action: str
+    label: Optional[str]
+    summary: ImageSummary  # the photo afterwards, with its new current_review_id
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    """What a moderator narrowed the queue (or the gallery) to; None means any."""
+
+    predicted_label: Optional[str] = None
+    min_score: Optional[float] = None
+    max_score: Optional[float] = None
+    since: Optional[date] = None
+    until: Optional[date] = None  # inclusive: the whole day
+    source: Optional[str] = None
+
+    def kwargs(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def clean_reviewer_name(text: str) -> str:
+    """A typed name as stored: no control characters, single spaces, at most 100 characters."""
+    text = unicodedata.normalize("NFC", text or "")
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
+    return " ".join(text.split())[:NAME_LIMIT]
+
+
+def correction(chosen: Optional[str], typed: Optional[str]) -> Decision:
+    """The decision a Correct click means: a typed new category wins over the list's choice.
+
+    Raises:
+        UnknownCategory: neither was given, or the typed one can't be a category name.
+    """
+    if typed and typed.strip():
+        label = clean_label(unicodedata.normalize("NFC", typed))
+    elif chosen:
+        label = chosen
+    else:
+        raise UnknownCategory("Pick a category from the list or type a new one, then save the correction.")
+    return Decision("not_food", NOT_FOOD) if label == NOT_FOOD else Decision("corrected", label)
+
+
+def save_decision(
+    engine: Engine, photo: ImageSummary, decision: Decision, *, reviewer: str,
+) -> Saved:
+    """Store a decision on a photo as it was shown (its prediction and current_review_id).
+
+    Raises:
+        ReviewConflict: someone else decided on the photo since it was shown; nothing was written.
+        UnknownCategory: the category can't be used.
+        FoodclfError: no reviewer name, or the photo is gone.
+    """
+    with session_scope(engine) as session:
+        review = submit_review(
+            session, photo.image_id, action=decision.action, final_label=decision.label, reviewer=reviewer,
+            expected_review_id=photo.current_review_id, prediction_id=photo.prediction_id,
+        )
+        action, label = review.action, review.final_label
+        summary = image_summary(session, photo.image_id)
+    return Saved(action, label, summary)
+
+
+def undo_last(engine: Engine, reviewer: str) -> Optional[Saved]:
+    """Cancel this reviewer's latest decision; the Saved describes what was undone, None if nothing was.
+
+    Raises:
+        ReviewConflict: someone else has decided on that photo since; their decision stands.
+    """
+    with session_scope(engine) as session:
+        undo = undo_last_review(session, reviewer)
+        if undo is None:
+            return None
+        undone = next(e for e in image_history(session, undo.image_id) if e["id"] == undo.undoes_review_id
+                      and e["kind"] == "review")
+        summary = image_summary(session, undo.image_id)
+    return Saved(undone["action"], undone["final_label"], summary)
+
+
+def refresh(engine: Engine, image_id: int) -> Optional[ImageSummary]:
+    """A photo as it is now (after a conflict, to judge it again)."""
+    with session_scope(engine) as session:
+        return image_summary(session, image_id)
+
+
+def next_in_queue(
+    engine: Engine, filters: QueueFilters, exclude: frozenset[int] = frozenset(),
+) -> Optional[ImageSummary]:
+    """The least confident unreviewed photo matching the filters, passing over `exclude` (skipped this session)."""
+    page = queue_page(engine, filters, limit=1, exclude=exclude)
+    return page[0] if page else None
+
+
+def queue_page(
+    engine: Engine, filters: QueueFilters, *, limit: int, exclude: frozenset[int] = frozenset(),
+) -> list[ImageSummary]:
+    """Up to `limit` unreviewed photos, least confident first, without the excluded ones."""
+    found: list[ImageSummary] = []
+    after = None
+    with session_scope(engine) as session:
+        while len(found) < limit:
+            # Skipped photos stay in the store's queue; ask for enough to step over ours in one go.
+            page = review_queue(session, **filters.kwargs(), after=after,
+                                limit=min(500, limit - len(found) + len(exclude)))
+            found += [item for item in page.items if item.image_id not in exclude]
+            after = page.next_after
+            if after is None:
+                break
+    return found[:limit]
+
+
+def queue_count(engine: Engine, filters: QueueFilters) -> int:
+    """How many unreviewed photos match the filters (skipped ones included)."""
+    with session_scope(engine) as session:
+        return count_queue(session, **filters.kwargs())
+
+
+def browse_page(
+    engine: Engine, filters: QueueFilters, *, final_label: Optional[str] = None, reviewed: Optional[bool] = None,
+    after: Optional[str] = None, limit: int = 24,
+) -> tuple[list[ImageSummary], Optional[str], int]:
+    """One page of the gallery, newest first: (photos, cursor of the next page, how many match in all)."""
+    criteria = dict(predicted_label=filters.predicted_label, final_label=final_label, reviewed=reviewed,
+                    since=filters.since, until=filters.until, source=filters.source)
+    with session_scope(engine) as session:
+        page = browse_images(session, **criteria, after=after, limit=limit)
+        total = count_images(session, **criteria)
+    return page.items, page.next_after, total
+
+
+def photo_details(engine: Engine, image_id: int) -> tuple[Optional[ImageSummary], list[dict[str, Any]]]:
+    """A photo and its whole history (predictions and reviews), oldest first."""
+    with session_scope(engine) as session:
+        summary = image_summary(session, image_id)
+        events = image_history(session, image_id) if summary is not None else []
+    return summary, events or []
+
+
+def known_labels(engine: Engine, model_labels: list[str]) -> list[str]:
+    """Every category a moderator may choose: the model's, those predicted or decided before, and not food."""
+    with session_scope(engine) as session:
+        used = {row["label"] for row in final_label_counts(session)}
+        used |= {row["label"] for row in predicted_label_counts(session)}
+    labels = sorted((set(model_labels) | used) - {NOT_FOOD}, key=str.casefold)
+    return labels + [NOT_FOOD]
+
+
+def history_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History events as table rows a person reads, newest first."""
+    rows = []
+    for event in reversed(events):
+        if event["kind"] == "prediction":
+            what = f"Predicted {_spoken(event['label'])} ({event['score']:.0%})"
+            who = event["model_id"].rstrip("/").rsplit("/", 1)[-1]
+        else:
+            what = _review_text(event)
+            who = event["reviewer"]
+        rows.append({"When (UTC)": event["at"].strftime("%Y-%m-%d %H:%M"), "What": what, "Who": who})
+    return rows
+
+
+def _review_text(event: dict[str, Any]) -> str:
+    action = event["action"]
+    text = {
+        "confirmed": f"Confirmed {_spoken(event['final_label'])}",
+        "corrected": f"Corrected to {_spoken(event['final_label'])}",
+        "not_food": "Marked not food",
+        "skipped": "Skipped",
+        "undone": "Undid a decision",
+    }.get(action, action)
+    if event.get("current"):
+        text += " (current)"
+    return text
+
+
+def _spoken(label: Optional[str]) -> str:
+    return display_label(label) if label else "no label"

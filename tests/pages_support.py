@@ -1,0 +1,118 @@
+"""Helpers for the dashboard's page tests: the environment a page reads, AppTest, seeded photos."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from db.engine import close_database, open_database, session_scope
+from db.reviews import submit_review
+from foodclf.classifier import ClassificationResult
+from foodclf.images import decode_image
+from foodclf.ingest import store_upload
+from foodclf.settings import Settings, setting_fields
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 60  # seconds per AppTest run: the first one loads the tiny model
+
+
+@dataclass
+class Dashboard:
+    """What a page test needs: the settings the page reads and the engine to check rows with."""
+
+    settings: Settings
+    engine: object
+
+    def app(self, page: str):
+        """An AppTest of one page file (AppTest can't drive st.navigation, so pages are tested alone)."""
+        from streamlit.testing.v1 import AppTest
+
+        return AppTest.from_file(str(ROOT / "pages" / page), default_timeout=TIMEOUT)
+
+
+def clear_streamlit_caches() -> None:
+    """cache_resource and cache_data are process-global: each test starts from nothing."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def dashboard(settings, monkeypatch) -> Dashboard:
+    """The page's environment: the tiny model, a fresh SQLite file and image folder for this test."""
+    for f in setting_fields():
+        monkeypatch.delenv(f.metadata["env"], raising=False)
+    env = {
+        "FOODCLF_MODEL": settings.model, "FOODCLF_DATABASE_URL": settings.database_url,
+        "FOODCLF_IMAGE_DIR": settings.image_dir, "FOODCLF_MODEL_DIR": settings.model_dir,
+        "FOODCLF_CACHE_DIR": settings.cache_dir, "FOODCLF_DEVICE": "cpu", "FOODCLF_PRECISION": "fp32",
+        "FOODCLF_WORKERS": "1", "FOODCLF_BATCH_SIZE": "4",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    clear_streamlit_caches()
+    engine = open_database(settings)
+    yield Dashboard(settings, engine)
+    clear_streamlit_caches()
+    close_database(settings)
+
+
+def jpeg(color=(200, 80, 40), size=(48, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def fake_result(label: str, score: float, others=("pizza", "sushi", "steak", "ramen")) -> ClassificationResult:
+    """A prediction with a chosen top label and score, the rest shared out below it."""
+    rest = [name for name in others if name != label][:3]
+    remainder = (1.0 - score) / max(1, len(rest))
+    scores = [{"label": label, "score": score}] + [{"label": name, "score": remainder} for name in rest]
+    return ClassificationResult(
+        class_scores=scores, highest_probability_class=label, uncertain=score < 0.5,
+        model_id="tiny-test-model", fingerprint="f" * 64, latency_ms=1.0,
+    )
+
+
+def seed_photo(dashboard: Dashboard, label: str, score: float, color, *, source: str = "folder",
+               name: str | None = None) -> int:
+    """Store one generated photo with a chosen prediction; returns its image id."""
+    loaded = decode_image(jpeg(color), name=name or f"{label}-{score:.2f}.jpg")
+    with session_scope(dashboard.engine) as session:
+        image = store_upload(session, dashboard.settings, loaded, fake_result(label, score),
+                             source=source, added_by="seed")
+        return image.id
+
+
+def seed_review(dashboard: Dashboard, image_id: int, action: str, reviewer: str, label: str | None = None) -> None:
+    with session_scope(dashboard.engine) as session:
+        submit_review(session, image_id, action=action, final_label=label, reviewer=reviewer,
+                      expected_review_id=None)
+
+
+def reviews(dashboard: Dashboard) -> list[tuple]:
+    """(image_id, action, final_label, reviewer) of every review row, in order."""
+    from sqlalchemy import select
+
+    from db.models import ReviewRow
+
+    with session_scope(dashboard.engine) as session:
+        rows = session.scalars(select(ReviewRow).order_by(ReviewRow.id))
+        return [(r.image_id, r.action, r.final_label, r.reviewer) for r in rows]
+
+
+def run(at, timeout: float | None = None):
+    """Run an AppTest and fail on any exception the page raised (pages must never show a traceback)."""
+    at.run(timeout=timeout)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> list[str]:
+    """The values of a list of AppTest elements (error, info, caption...)."""
+    return [str(element.value) for element in elements]

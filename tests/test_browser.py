@@ -1,0 +1,99 @@
+"""End to end in a real browser: upload a photo, see the answer and the chart, confirm, find the review stored.
+
+Drives Debian's Chromium (`apt-get install chromium`) with Playwright for Python; no browser is
+ever downloaded. Skips, saying why, only where that Chromium is absent.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from conftest import FOOD_PHOTOS
+from db.engine import close_database, open_database, session_scope
+from db.models import ReviewRow
+from server_support import running_dashboard
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WAIT_MS = 120_000  # a cold server imports torch and loads the model, on 2 cores that CI may share
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
+                       "(apt-get install chromium; .ci/run does this where it can)"),
+]
+
+
+def _photo(tmp_path: Path) -> Path:
+    """A real food photo from the shared data when present, else a generated JPEG."""
+    real = sorted(FOOD_PHOTOS.glob("test/*/*.jpg"))
+    if real:
+        return real[0]
+    path = tmp_path / "lunch.jpg"
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 240), (210, 120, 60)).save(buffer, "JPEG")
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def _reviews(settings) -> list[tuple[str, str, str]]:
+    engine = open_database(settings)
+    with session_scope(engine) as session:
+        return [(r.action, r.final_label, r.reviewer) for r in session.scalars(select(ReviewRow))]
+
+
+def test_upload_see_the_answer_confirm_and_the_review_is_stored(settings, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    photo = _photo(tmp_path)
+    try:
+        with running_dashboard(settings, tmp_path / "streamlit.log") as base, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(WAIT_MS)
+                # A deep link as the fresh server's first request still runs through dashboard.py.
+                page.goto(f"{base}/classify")
+                expect(page.get_by_role("heading", name="Classify photos")).to_be_visible(timeout=WAIT_MS)
+                nav = page.locator("[data-testid=stSidebarNav]")
+                expect(nav.get_by_role("link", name="Review queue")).to_be_visible(timeout=WAIT_MS)
+                expect(nav.get_by_role("link", name="cache")).to_have_count(0)
+                name = page.get_by_label("Who is reviewing?")
+                name.fill("Robin")
+                name.press("Enter")
+                expect(page.get_by_text("Reviewing as")).to_be_visible(timeout=WAIT_MS)
+
+                page.locator("input[type=file]").set_input_files(str(photo))
+                answer = page.locator("[data-testid=stMetric]").filter(has_text="Model's answer")
+                expect(answer).to_be_visible(timeout=WAIT_MS)
+                top = answer.locator("[data-testid=stMetricValue]").inner_text().strip()
+                assert top
+                expect(page.locator("[data-testid=stVegaLiteChart]").first).to_be_visible(timeout=WAIT_MS)
+                page.screenshot(path=str(tmp_path / "classified.png"), full_page=True)
+
+                page.get_by_role("button", name=re.compile(rf"^Confirm: {re.escape(top)}")).click()
+                saved = page.get_by_text(re.compile(rf"Confirmed {re.escape(top)} by Robin"))
+                expect(saved).to_be_visible(timeout=WAIT_MS)
+                page.screenshot(path=str(tmp_path / "confirmed.png"), full_page=True)
+
+                # Decided, so the queue (the start page) has nothing left.
+                nav.get_by_role("link", name="Review queue").click()
+                expect(page.get_by_text("Queue is empty — nothing to review")).to_be_visible(timeout=WAIT_MS)
+            finally:
+                browser.close()
+        deadline = time.monotonic() + 10
+        while not _reviews(settings) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        [(action, label, reviewer)] = _reviews(settings)
+        assert (action, reviewer) == ("confirmed", "Robin")
+        assert label.replace("_", " ").lower() == top.lower()
+    finally:
+        close_database(settings)

@@ -1,0 +1,96 @@
+"""dashboard.py: routing to every page, the sidebar (model, reviewer), and Streamlit login as identity."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pages_support import ROOT, TIMEOUT, dashboard, reviews, run, seed_photo, texts  # noqa: F401
+
+PAGES = ["review.py", "classify.py", "browse.py", "stats.py", "export.py", "models.py"]
+TITLES = ["Review queue", "Classify photos", "Browse photos", "Stats", "Export labels", "Models"]
+
+
+def _dashboard(reviewer=None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=TIMEOUT)
+    if reviewer:
+        at.session_state["reviewer"] = reviewer
+    return at
+
+
+def test_the_queue_is_the_default_page_and_every_page_is_routed(dashboard):
+    at = run(_dashboard("Ana"))
+    assert [t.value for t in at.title] == ["Review queue"]
+    for page, title in zip(PAGES, TITLES):
+        at.switch_page(f"pages/{page}")
+        run(at)
+        assert [t.value for t in at.title] == [title], page
+
+
+def test_the_sidebar_shows_the_model_and_the_reviewer(dashboard):
+    first = run(_dashboard("Ana"))
+    assert any("Reviewing as **Ana**" in text for text in texts(first.sidebar.markdown))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the model loads in the background; pages don't wait for it
+        at = run(_dashboard("Ana"))
+        if not any("Loading the model" in text for text in texts(at.sidebar.markdown)):
+            break
+        time.sleep(0.2)
+    assert any("tiny-vit" in text for text in texts(at.sidebar.markdown))
+    [facts] = texts(at.sidebar.caption)
+    assert "101 labels · cpu · fp32" in facts and "Fingerprint `" in facts
+
+
+def test_a_model_that_cannot_load_is_explained(dashboard, monkeypatch, tmp_path):
+    monkeypatch.setenv("FOODCLF_MODEL", str(tmp_path / "no-such-model"))
+    at = dashboard.app("classify.py")
+    at.session_state["reviewer"] = "Ana"
+    run(at)
+    at.file_uploader(key="classify_upload").set_value([("a.jpg", b"\xff\xd8\xff", "image/jpeg")])
+    run(at)
+    assert any("There is no model folder" in text for text in texts(at.error))
+    assert at.button(key="model_retry_page")
+
+
+@pytest.mark.parametrize("user, expected", [
+    ({"is_logged_in": True, "name": "Sam Lee", "email": "sam@example.com"}, "Sam Lee"),
+    ({"is_logged_in": True, "email": "kim@example.com"}, "kim@example.com"),
+])
+def test_streamlit_login_is_the_reviewer(dashboard, user, expected):
+    photo = seed_photo(dashboard, "pizza", 0.4, (1, 2, 3))
+    at = dashboard.app("review.py")
+    at.user = user
+    run(at)
+    assert "reviewer_entry" not in [t.key for t in at.text_input]  # no name to type
+    at.button(key=f"q_{photo}_confirm").click()
+    run(at)
+    assert reviews(dashboard) == [(photo, "confirmed", "pizza", expected)]
+
+
+def test_logged_out_with_login_configured_asks_to_log_in(dashboard):
+    photo = seed_photo(dashboard, "pizza", 0.4, (1, 2, 3))
+    at = dashboard.app("review.py")
+    at.user = {"is_logged_in": False}
+    run(at)
+    assert at.button(key="login")
+    assert at.button(key=f"q_{photo}_confirm").disabled
+
+
+def test_change_name(dashboard):
+    at = run(_dashboard("Ana"))
+    at.button(key="change_name").click()
+    run(at)
+    assert "reviewer" not in at.session_state or not at.session_state["reviewer"]
+    assert at.text_input(key="reviewer_entry").value == ""
+
+
+def test_the_streamlit_config_matches_the_settings():
+    import tomllib
+
+    from foodclf.settings import Settings
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == Settings().max_upload_mb  # the uploader refuses what the loader would
+    assert config["client"]["showErrorDetails"] == "none"  # tracebacks stay in the server log

@@ -1,0 +1,170 @@
+"""The review queue: least confident first, decisions advance, undo, conflicts, the grid, filters."""
+
+from __future__ import annotations
+
+import pytest
+
+from pages_support import dashboard, reviews, run, seed_photo, seed_review, texts  # noqa: F401
+
+PAGE = "review.py"
+
+
+@pytest.fixture
+def three(dashboard):
+    """Pizza 90 %, sushi 30 %, steak 60 %: the queue shows sushi, steak, pizza."""
+    return {
+        "pizza": seed_photo(dashboard, "pizza", 0.9, (200, 40, 40)),
+        "sushi": seed_photo(dashboard, "sushi", 0.3, (40, 200, 40)),
+        "steak": seed_photo(dashboard, "steak", 0.6, (40, 40, 200), source="upload"),
+    }
+
+
+def _queue(dashboard, reviewer="Bob"):
+    at = dashboard.app(PAGE)
+    if reviewer:
+        at.session_state["reviewer"] = reviewer
+    return run(at)
+
+
+def _shown(at) -> str:
+    """The category the one-at-a-time view shows (the model's answer)."""
+    return next(m.value for m in at.metric if m.label == "Model's answer")
+
+
+def _left(at) -> str:
+    return next(m.value for m in at.metric if m.label == "Left to review")
+
+
+def test_least_confident_first_and_each_decision_advances(dashboard, three):
+    at = _queue(dashboard)
+    assert (_shown(at), _left(at)) == ("Sushi", "3")
+    at.button(key=f"q_{three['sushi']}_confirm").click()
+    run(at)
+    assert (_shown(at), _left(at)) == ("Steak", "2")
+    at.button(key=f"q_{three['steak']}_not_food").click()
+    run(at)
+    assert (_shown(at), _left(at)) == ("Pizza", "1")
+    at.selectbox(key=f"q_{three['pizza']}_label").set_value("sushi")
+    at.button(key=f"q_{three['pizza']}_correct").click()
+    run(at)
+    assert any("Queue is empty" in text for text in texts(at.success))
+    assert reviews(dashboard) == [
+        (three["sushi"], "confirmed", "sushi", "Bob"),
+        (three["steak"], "not_food", "not_food", "Bob"),
+        (three["pizza"], "corrected", "sushi", "Bob"),
+    ]
+
+
+def test_skip_is_saved_and_moves_on_for_this_session(dashboard, three):
+    at = _queue(dashboard)
+    at.button(key=f"q_{three['sushi']}_skip").click()
+    run(at)
+    assert _shown(at) == "Steak"
+    assert _left(at) == "3"  # a skipped photo stays unreviewed for someone else
+    assert reviews(dashboard) == [(three["sushi"], "skipped", None, "Bob")]
+    # Someone else still gets it first.
+    assert _shown(_queue(dashboard, "Carol")) == "Sushi"
+
+
+def test_undo_brings_the_last_photo_back(dashboard, three):
+    at = _queue(dashboard)
+    at.button(key=f"q_{three['sushi']}_confirm").click()
+    run(at)
+    at.button(key="undo").click()
+    run(at)
+    assert (_shown(at), _left(at)) == ("Sushi", "3")
+    assert any("Undone: Confirmed Sushi" in text for text in texts(at.toast))
+    assert [r[1] for r in reviews(dashboard)] == ["confirmed", "undone"]
+    # Judged again from the undo: the queue goes on from there.
+    at.button(key=f"q_{three['sushi']}_not_food").click()
+    run(at)
+    assert _shown(at) == "Steak"
+
+
+def test_undo_with_nothing_to_undo_says_so(dashboard, three):
+    at = _queue(dashboard)
+    at.button(key="undo").click()
+    run(at)
+    assert any("Nothing of yours to undo" in text for text in texts(at.info))
+
+
+def test_nothing_is_saved_until_there_is_a_name(dashboard, three):
+    at = _queue(dashboard, reviewer=None)
+    confirm = at.button(key=f"q_{three['sushi']}_confirm")
+    assert confirm.disabled and at.button(key="undo").disabled
+    assert any("Enter your name" in text for text in texts(at.caption))
+    at.text_input(key="reviewer_entry").input("Dana").run()
+    at.button(key=f"q_{three['sushi']}_confirm").click()
+    run(at)
+    assert reviews(dashboard) == [(three["sushi"], "confirmed", "sushi", "Dana")]
+
+
+def test_a_conflict_names_who_decided_and_lets_the_moderator_judge_again(dashboard, three):
+    at = _queue(dashboard, "Bob")
+    seed_review(dashboard, three["sushi"], "corrected", "Alice", label="sashimi")  # while Bob looks
+    at.button(key=f"q_{three['sushi']}_confirm").click()
+    run(at)
+    [warning] = texts(at.warning)
+    assert "Alice" in warning and "sashimi" in warning
+    assert [r[3] for r in reviews(dashboard)] == ["Alice"]  # nothing of Bob's was written
+    # The photo is shown again as it is now; deciding again replaces Alice's decision on purpose.
+    assert _shown(at) == "Sushi"
+    assert any("Alice" in text for text in texts(at.success))
+    at.button(key=f"q_{three['sushi']}_confirm").click()
+    run(at)
+    assert reviews(dashboard)[-1] == (three["sushi"], "confirmed", "sushi", "Bob")
+    assert _shown(at) == "Steak"
+
+
+def test_filters_narrow_the_queue(dashboard, three):
+    at = _queue(dashboard)
+    at.selectbox(key="q_label").set_value("pizza")
+    run(at)
+    assert (_shown(at), _left(at)) == ("Pizza", "1")
+    at.selectbox(key="q_label").set_value(None)
+    at.slider(key="q_score").set_value((0.5, 1.0))
+    run(at)
+    assert (_shown(at), _left(at)) == ("Steak", "2")
+    at.selectbox(key="q_source").set_value("upload")
+    run(at)
+    assert (_shown(at), _left(at)) == ("Steak", "1")
+    at.slider(key="q_score").set_value((0.0, 0.2))
+    run(at)
+    assert any("No unreviewed photos match" in text for text in texts(at.info))
+
+
+def test_an_empty_queue_says_so(dashboard):
+    at = _queue(dashboard)
+    assert any("Queue is empty — nothing to review" in text for text in texts(at.success))
+    assert _left(at) == "0"
+
+
+def test_grid_confirms_many_at_once(dashboard, three):
+    at = _queue(dashboard)
+    at.segmented_control(key="queue_mode").set_value("Grid")
+    run(at)
+    [editor] = at.data_editor
+    assert list(editor.value["predicted"]) == ["Sushi", "Steak", "Pizza"]
+    assert all(str(url).startswith("data:image/jpeg;base64,") for url in editor.value["photo"])
+    at.session_state[editor.key] = {"edited_rows": {0: {"confirm": True}, 2: {"confirm": True}},
+                                    "added_rows": [], "deleted_rows": []}
+    run(at)
+    at.button(key="grid_confirm").click()
+    run(at)
+    assert sorted(reviews(dashboard)) == sorted([
+        (three["sushi"], "confirmed", "sushi", "Bob"), (three["pizza"], "confirmed", "pizza", "Bob"),
+    ])
+    assert list(at.data_editor[0].value["predicted"]) == ["Steak"]
+    assert any("Confirmed 2 photos" in text for text in texts(at.toast))
+
+
+def test_grid_tick_all(dashboard, three):
+    at = _queue(dashboard)
+    at.segmented_control(key="queue_mode").set_value("Grid")
+    run(at)
+    at.button(key="grid_all").click()
+    run(at)
+    at.button(key="grid_confirm").click()
+    run(at)
+    assert len(reviews(dashboard)) == 3
+    assert any("Queue is empty" in text for text in texts(at.success))

@@ -1,0 +1,91 @@
+"""The Stats page on a seeded database: totals, charts, downloads, the period, empty states."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from db.engine import session_scope
+from db.models import ImageRow
+from foodclf.reports import stats_report
+from pages_support import dashboard, run, seed_photo, seed_review, texts  # noqa: F401
+
+PAGE = "stats.py"
+
+
+def _seed(dashboard) -> dict[str, int]:
+    ids = {
+        "a": seed_photo(dashboard, "pizza", 0.95, (200, 40, 40)),
+        "b": seed_photo(dashboard, "pizza", 0.55, (190, 40, 40)),
+        "c": seed_photo(dashboard, "sushi", 0.25, (40, 200, 40)),
+        "d": seed_photo(dashboard, "steak", 0.75, (40, 40, 200)),
+        "old": seed_photo(dashboard, "steak", 0.85, (90, 90, 90)),
+    }
+    seed_review(dashboard, ids["a"], "confirmed", "Alice")
+    seed_review(dashboard, ids["b"], "corrected", "Alice", label="flatbread")
+    seed_review(dashboard, ids["c"], "not_food", "Bob")
+    seed_review(dashboard, ids["d"], "skipped", "Bob")
+    with session_scope(dashboard.engine) as session:  # added 60 days ago, never reviewed
+        session.get(ImageRow, ids["old"]).added_at = datetime.now(timezone.utc) - timedelta(days=60)
+    return ids
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_totals_charts_and_downloads_over_the_last_30_days(dashboard):
+    _seed(dashboard)
+    at = run(dashboard.app(PAGE))
+    assert _metrics(at) == {"Photos added": "4", "Reviewed": "3", "Still unreviewed": "1",
+                            "Corrected": "67%", "Reviewers": "2"}
+    assert len(at.get("vega_lite_chart")) == 6
+    assert len(at.download_button) == 6
+
+
+def test_all_time_includes_older_photos(dashboard):
+    _seed(dashboard)
+    at = run(dashboard.app(PAGE))
+    at.segmented_control(key="s_period").set_value("All time")
+    run(at)
+    assert _metrics(at)["Photos added"] == "5"
+    assert _metrics(at)["Still unreviewed"] == "2"
+
+
+def test_a_custom_range_with_nothing_in_it(dashboard):
+    _seed(dashboard)
+    at = run(dashboard.app(PAGE))
+    at.segmented_control(key="s_period").set_value("Custom")
+    run(at)
+    long_ago = datetime(2016, 1, 1).date()
+    at.date_input(key="s_dates").set_value((long_ago, long_ago + timedelta(days=3)))
+    run(at)
+    assert any("No photos or reviews in this period" in text for text in texts(at.info))
+
+
+def test_an_empty_database_says_so(dashboard):
+    at = run(dashboard.app(PAGE))
+    assert _metrics(at)["Photos added"] == "0"
+    assert any("No photos or reviews" in text for text in texts(at.info))
+
+
+def test_photos_without_reviews_say_no_reviews_yet(dashboard):
+    seed_photo(dashboard, "pizza", 0.9, (1, 2, 3))
+    at = run(dashboard.app(PAGE))
+    assert any("No reviews yet" in text for text in texts(at.info))
+    assert len(at.get("vega_lite_chart")) == 3  # categories, confidence, volume
+
+
+def test_the_tables_behind_the_charts(dashboard):
+    _seed(dashboard)
+    report = stats_report(dashboard.engine)
+    assert report["distribution"][:2] == [
+        {"label": "pizza", "predicted": 2, "decided": 1},
+        {"label": "steak", "predicted": 2, "decided": 0},
+    ]
+    assert {"label": "not_food", "predicted": 0, "decided": 1} in report["distribution"]
+    rates = {row["label"]: row["correction_rate"] for row in report["rates"]}
+    assert rates == {"pizza": 0.5, "sushi": 1.0}
+    assert sorted((r["predicted"], r["decided"], r["photos"]) for r in report["confusion"]) == [
+        ("pizza", "flatbread", 1), ("sushi", "not_food", 1)]
+    assert sum(r["photos"] for r in report["histogram"]) == 5
+    assert {r["reviewer"]: r["decisions"] for r in report["reviewers"]} == {"Alice": 2, "Bob": 1}
