@@ -105,17 +105,28 @@ class ImageRow(Base):
     current_label: Mapped[Optional[str]] = mapped_column(String(LABEL_LENGTH))
     current_action: Mapped[Optional[str]] = mapped_column(String(16))
     reviewed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # The top label of the prediction that decision judged (None if it judged none): the category
+    # the statistics rate. Not always top_label: the photo may have been classified again since.
+    judged_label: Mapped[Optional[str]] = mapped_column(String(LABEL_LENGTH))
 
     __table_args__ = (
         CheckConstraint(_in("source", SOURCES), name="source"),
-        # Queue pages: unreviewed first column, then the sort key, then id as the tie-break.
-        Index("ix_images_queue_score", "current_review_id", "top_score", "id"),
-        Index("ix_images_queue_label", "current_review_id", "top_label", "top_score", "id"),
-        Index("ix_images_queue_id", "current_review_id", "id"),
+        # Queue pages: unreviewed first column, then the sort key, then id as the tie-break; then the
+        # other filters' columns, so a page checks them inside the index instead of reading each row.
+        Index("ix_images_queue_score", "current_review_id", "top_score", "id", "top_label", "added_at", "source"),
+        Index("ix_images_queue_label", "current_review_id", "top_label", "top_score", "id", "added_at", "source"),
+        Index("ix_images_queue_id", "current_review_id", "id", "top_label", "top_score", "added_at", "source"),
         Index("ix_images_top_label", "top_label", "id"),
         Index("ix_images_current_label", "current_label", "id"),
         Index("ix_images_added_at", "added_at", "id"),
         Index("ix_images_reviewed_at", "reviewed_at"),
+        # Statistics (db/stats.py): each groups by the leading columns and checks its date range
+        # on the last, all inside the index, so a million photos are counted without a table read.
+        Index("ix_images_decided", "current_action", "judged_label", "current_label", "reviewed_at"),
+        Index("ix_images_final_label", "current_label", "reviewed_at"),
+        Index("ix_images_predicted_label", "top_label", "added_at"),
+        Index("ix_images_score", "top_score", "added_at"),
+        Index("ix_images_added_review", "added_at", "current_review_id"),
     )
 
     def __repr__(self) -> str:
@@ -170,6 +181,9 @@ class ReviewRow(Base):
         Index("ix_reviews_image", "image_id", "id"),
         Index("ix_reviews_reviewer", "reviewer", "id"),
         Index("ix_reviews_created_at", "created_at"),
+        # Statistics: activity per reviewer and action, and decisions per day.
+        Index("ix_reviews_activity", "reviewer", "action", "created_at"),
+        Index("ix_reviews_action", "action", "created_at"),
     )
 
     def __repr__(self) -> str:

@@ -11,6 +11,7 @@ from typing import Optional
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from db.indexing import unseekable
 from db.models import SOURCES, ImageRow, PredictionRow, as_utc
 from db.records import ImageSummary, summary_select, to_summary
 
@@ -59,7 +60,7 @@ def review_queue(
     """
     stmt, score, where = _queue_parts(fingerprint, dict(
         predicted_label=predicted_label, min_score=min_score, max_score=max_score,
-        since=since, until=until, source=source))
+        since=since, until=until, source=source), by_score=order in ("least_confident", "most_confident"))
     # With a fingerprint, predictions(fingerprint, top_score, image_id) is the index that is walked.
     keys = _order_keys(order, score, PredictionRow.image_id if fingerprint else ImageRow.id)
     return _page(session, stmt.where(*where), keys, order, after, limit)
@@ -106,21 +107,29 @@ def count_images(session: Session, **filters) -> int:
     return session.scalar(select(func.count()).select_from(ImageRow).where(*where))
 
 
-def _queue_parts(fingerprint, filters) -> tuple[Select, object, list]:
+def _queue_parts(fingerprint, filters, by_score: bool = True) -> tuple[Select, object, list]:
+    """The SELECT, the score column and the WHERE of the queue; by_score: the order is by score."""
     if fingerprint:
         stmt = summary_select(_model_join(fingerprint), inner=True)
         label, score = PredictionRow.top_label, PredictionRow.top_score
+        # Walked in the predictions index; the photo's own columns are checked on its row.
+        filter_label, filter_score, hide = label, score, lambda column: column
     else:
         stmt = summary_select()
         label, score = ImageRow.top_label, ImageRow.top_score
+        # The queue indices hold every filtered column: SQLite may seek by the label and the score
+        # range when the order is by score, and checks the rest inside the index it walks in order.
+        # Seeking rows by date or source instead, then reading and sorting them, took seconds.
+        hide = unseekable
+        filter_label, filter_score = (label, score) if by_score else (hide(label), hide(score))
     where = [ImageRow.current_review_id.is_(None), score.is_not(None)]
     if filters.get("predicted_label"):
-        where.append(label == filters["predicted_label"])
+        where.append(filter_label == filters["predicted_label"])
     if filters.get("min_score") is not None:
-        where.append(score >= float(filters["min_score"]))
+        where.append(filter_score >= float(filters["min_score"]))
     if filters.get("max_score") is not None:
-        where.append(score <= float(filters["max_score"]))
-    where += _added_where(filters.get("since"), filters.get("until"), filters.get("source"))
+        where.append(filter_score <= float(filters["max_score"]))
+    where += _added_where(filters.get("since"), filters.get("until"), filters.get("source"), hide)
     return stmt, score, where
 
 
@@ -139,16 +148,17 @@ def _browse_where(predicted_label=None, final_label=None, reviewed=None, since=N
     return where + _added_where(since, until, source)
 
 
-def _added_where(since, until, source) -> list:
+def _added_where(since, until, source, hide=lambda column: column) -> list:
+    added_at, source_column = hide(ImageRow.added_at), hide(ImageRow.source)
     where = []
     if since is not None:
-        where.append(ImageRow.added_at >= as_utc(since, "since"))
+        where.append(added_at >= as_utc(since, "since"))
     if until is not None:
-        where.append(ImageRow.added_at < as_utc(until, "until", end=True))
+        where.append(added_at < as_utc(until, "until", end=True))
     if source:
         if source not in SOURCES:
             raise ValueError(f"source: expected one of {', '.join(SOURCES)}, not {source!r}")
-        where.append(ImageRow.source == source)
+        where.append(source_column == source)
     return where
 
 

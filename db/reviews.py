@@ -101,7 +101,7 @@ def submit_review(
     session.add(review)
     session.flush()
     if action != "skipped":
-        _make_current(image, review)
+        _make_current(session, image, review)
         session.flush()
     return review
 
@@ -137,7 +137,7 @@ def undo_last_review(session: Session, reviewer: str) -> Optional[ReviewRow]:
                    ~_is_undone(ReviewRow))
             .order_by(ReviewRow.id.desc()).limit(1)
         ).first()
-        _make_current(_load_image(session, target.image_id), previous)
+        _make_current(session, _load_image(session, target.image_id), previous)
         session.flush()
     return undo
 
@@ -183,11 +183,13 @@ def _conflict_message(review: Optional[ReviewRow], undoing: bool) -> str:
     return f"This photo was just reviewed by {review.reviewer} ({what}) {ago}; {ask}"
 
 
-def _make_current(image: ImageRow, review: Optional[ReviewRow]) -> None:
+def _make_current(session: Session, image: ImageRow, review: Optional[ReviewRow]) -> None:
+    judged = session.get(PredictionRow, review.prediction_id) if review and review.prediction_id else None
     image.current_review_id = review.id if review else None
     image.current_label = review.final_label if review else None
     image.current_action = review.action if review else None
     image.reviewed_at = review.created_at if review else None
+    image.judged_label = judged.top_label if judged else None
 
 
 def _load_image(session: Session, image_id: int) -> ImageRow:

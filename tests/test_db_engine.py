@@ -17,6 +17,7 @@ from db.models import Base, ImageRow, ReviewRow
 from db.records import find_image, image_history
 from db.registry import list_models, register_model
 from db.reviews import submit_review
+from db.stats import category_rates
 from foodclf.errors import FoodclfError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +48,7 @@ def test_engines_are_cached_per_url(settings):
 def test_schema_made_by_migrations_matches_the_models(engine):
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        assert context.get_current_revision() == "0002"
+        assert context.get_current_revision() == "0003"
         assert compare_metadata(context, Base.metadata) == []
 
 
@@ -99,6 +100,45 @@ def test_migration_from_the_previous_schema_keeps_every_row(tmp_path):
         close_database(url)
 
 
+def test_migration_0003_records_the_label_each_current_decision_judged(tmp_path):
+    url = f"sqlite:///{tmp_path / 'judged.db'}"
+    old = create_engine(url)
+    upgrade_database(old, "0002")
+    image = ("INSERT INTO images (id, content_id, file_name, stored_path, width, height, format, size_bytes, source,"
+             " added_by, added_at, prediction_id, top_label, top_score, current_review_id, current_label,"
+             " current_action, reviewed_at) VALUES (:id, :cid, 'p.jpg', 'p.jpg', 64, 48, 'JPEG', 1, 'folder', 'carol',"
+             " '2024-05-01 10:00:00.000000', :latest, :top, 0.5, :review, :final, :action, :at)")
+    prediction = ("INSERT INTO predictions (id, image_id, model_id, fingerprint, top_label, top_score, scores,"
+                  " uncertain, latency_ms, created_at) VALUES (:id, :image, 'm', :fp, :label, 0.5, '[]', 0, 1,"
+                  " '2024-05-01 10:00:00.000000')")
+    review = ("INSERT INTO reviews (id, image_id, prediction_id, action, final_label, reviewer, created_at)"
+              " VALUES (:id, :image, :prediction, :action, :final, 'dave', '2024-05-02 09:00:00.000000')")
+    with old.begin() as connection:
+        # Photo 1 was confirmed as pizza, then a newer model called it sushi; photo 2 is unreviewed;
+        # photo 3's decision judged no prediction.
+        for row in [dict(id=1, cid="a" * 64, latest=2, top="sushi", review=1, final="pizza", action="confirmed",
+                         at="2024-05-02 09:00:00.000000"),
+                    dict(id=2, cid="b" * 64, latest=3, top="ramen", review=None, final=None, action=None, at=None),
+                    dict(id=3, cid="c" * 64, latest=None, top=None, review=2, final="pho", action="corrected",
+                         at="2024-05-02 09:00:00.000000")]:
+            connection.execute(text(image), row)
+        for row in [dict(id=1, image=1, fp="1" * 64, label="pizza"), dict(id=2, image=1, fp="2" * 64, label="sushi"),
+                    dict(id=3, image=2, fp="1" * 64, label="ramen")]:
+            connection.execute(text(prediction), row)
+        connection.execute(text(review), dict(id=1, image=1, prediction=1, action="confirmed", final="pizza"))
+        connection.execute(text(review), dict(id=2, image=3, prediction=None, action="corrected", final="pho"))
+    old.dispose()
+
+    engine = open_database(url)
+    try:
+        with session_scope(engine) as session:
+            judged = session.execute(select(ImageRow.id, ImageRow.judged_label).order_by(ImageRow.id)).all()
+            assert judged == [(1, "pizza"), (2, None), (3, None)]
+            assert [row["label"] for row in category_rates(session)] == ["pizza"]
+    finally:
+        close_database(url)
+
+
 def test_opening_again_is_a_no_op_that_keeps_rows(settings, make_image):
     from sqlalchemy.orm import Session
 
@@ -119,7 +159,7 @@ def test_two_processes_starting_at_once_both_find_the_schema(tmp_path):
     engine = open_database(url)
     try:
         with engine.connect() as connection:
-            assert MigrationContext.configure(connection).get_current_revision() == "0002"
+            assert MigrationContext.configure(connection).get_current_revision() == "0003"
     finally:
         close_database(url)
 
