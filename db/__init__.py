@@ -8,7 +8,10 @@ Query functions take a Session and never commit; frame the unit of work yourself
 """
 
 from db.engine import close_database, open_database, session_scope, upgrade_database
-from db.export import EXPORT_COLUMNS, ExportRow, export_rows, write_csv, write_imagefolder, write_jsonl
+from db.export import (
+    EXPORT_COLUMNS, ExportRow, export_counts, export_rows, write_csv, write_imagefolder, write_jsonl,
+)
+from db.labels import known_labels
 from db.models import ImageRow, PredictionRow, ReviewRow, TrainedModel
 from db.queue import Page, browse_images, count_images, count_queue, review_queue
 from db.records import (
@@ -20,8 +23,9 @@ from db.reviews import submit_review, undo_last_review
 __all__ = [
     "EXPORT_COLUMNS", "ExportRow", "ImageRow", "ImageSummary", "Page", "PredictionRow", "ReviewRow",
     "TrainedModel", "active_model", "browse_images", "close_database", "count_images", "count_queue",
-    "export_rows", "find_image", "image_history", "image_summary", "list_models", "open_database",
-    "record_image", "record_prediction", "register_model", "review_queue", "session_scope",
+    "export_counts", "export_rows", "find_image", "image_history", "image_summary", "known_labels",
+    "list_models", "open_database", "record_image", "record_prediction", "register_model", "review_queue",
+    "session_scope",
     "set_active_model", "submit_review", "undo_last_review", "upgrade_database", "write_csv",
     "write_imagefolder", "write_jsonl",
 ]

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, TextIO, Union
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import ImageRow, PredictionRow, ReviewRow, as_utc
@@ -82,18 +82,50 @@ def export_rows(
         .select_from(ImageRow)
         .join(ReviewRow, ReviewRow.id == ImageRow.current_review_id)
         .outerjoin(PredictionRow, PredictionRow.id == ReviewRow.prediction_id)
+        .where(*_export_where(only_corrected, since, until, labels))
         .order_by(ReviewRow.id)
     )
+    result = session.execute(stmt.execution_options(yield_per=batch))
+    try:
+        for row in result:
+            yield ExportRow(*row)
+    finally:
+        # A half-read export (a dropped download, a preview) must not leave a server-side cursor open.
+        result.close()
+
+
+def export_counts(
+    session: Session,
+    *,
+    only_corrected: bool = False,
+    since=None,
+    until=None,
+    labels: Optional[Iterable[str]] = None,
+) -> list[dict[str, Any]]:
+    """Rows per final label that export_rows would stream with the same filters, most first: [{label, count}]."""
+    stmt = (
+        select(ImageRow.current_label, func.count())
+        .where(*_export_where(only_corrected, since, until, labels))
+        .group_by(ImageRow.current_label)
+    )
+    rows = session.execute(stmt).all()
+    return [dict(label=label, count=n) for label, n in sorted(rows, key=lambda r: (-r[1], r[0]))]
+
+
+def _export_where(only_corrected, since, until, labels) -> list:
+    """The WHERE shared by export_rows and export_counts, so a count always matches its export."""
+    # current_label is set exactly when a decision is current (reviews are never deleted, so the
+    # export's join to that review always finds it): counts need no join.
+    where = [ImageRow.current_label.is_not(None)]
     if only_corrected:
-        stmt = stmt.where(ImageRow.current_action.in_(("corrected", "not_food")))
+        where.append(ImageRow.current_action.in_(("corrected", "not_food")))
     if since is not None:
-        stmt = stmt.where(ImageRow.reviewed_at >= as_utc(since, "since"))
+        where.append(ImageRow.reviewed_at >= as_utc(since, "since"))
     if until is not None:
-        stmt = stmt.where(ImageRow.reviewed_at < as_utc(until, "until", end=True))
+        where.append(ImageRow.reviewed_at < as_utc(until, "until", end=True))
     if labels is not None:
-        stmt = stmt.where(ImageRow.current_label.in_(list(labels)))
-    for row in session.execute(stmt.execution_options(yield_per=batch)):
-        yield ExportRow(*row)
+        where.append(ImageRow.current_label.in_(list(labels)))
+    return where
 
 
 def csv_chunks(rows: Iterable[ExportRow]) -> Iterator[str]:

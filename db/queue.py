@@ -8,17 +8,19 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
-from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from db.indexing import unseekable
-from db.models import SOURCES, ImageRow, PredictionRow, as_utc
+from db.models import NAME_LENGTH, SOURCES, ImageRow, PredictionRow, ReviewRow, as_utc
 from db.records import ImageSummary, summary_select, to_summary
 
 # least_confident (default): lowest top score first, what a moderator should look at first.
 ORDERS = ("least_confident", "most_confident", "newest", "oldest")
 MAX_PAGE = 500
-QUEUE_FILTERS = ("predicted_label", "min_score", "max_score", "since", "until", "source", "fingerprint")
+QUEUE_FILTERS = (
+    "predicted_label", "min_score", "max_score", "since", "until", "source", "fingerprint", "skipped_by",
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ def review_queue(
     until=None,
     source: Optional[str] = None,
     fingerprint: Optional[str] = None,
+    skipped_by: Optional[str] = None,
     order: str = "least_confident",
     after: Optional[str] = None,
     limit: int = 20,
@@ -51,6 +54,7 @@ def review_queue(
         since, until: when the photo was added, `since <= added_at < until` (a date `until` includes that day).
         source: upload, folder or api.
         fingerprint: judge one model's predictions (default: each photo's latest prediction).
+        skipped_by: leave out photos this reviewer skipped, unless a decision (or their undo) came after.
         order: least_confident, most_confident, newest or oldest.
         after: the previous page's next_after; pages stay as fast at page 1,000 as at page 1.
         limit: photos per page, 1 to 500.
@@ -60,7 +64,8 @@ def review_queue(
     """
     stmt, score, where = _queue_parts(fingerprint, dict(
         predicted_label=predicted_label, min_score=min_score, max_score=max_score,
-        since=since, until=until, source=source), by_score=order in ("least_confident", "most_confident"))
+        since=since, until=until, source=source, skipped_by=skipped_by,
+    ), by_score=order in ("least_confident", "most_confident"))
     # With a fingerprint, predictions(fingerprint, top_score, image_id) is the index that is walked.
     keys = _order_keys(order, score, PredictionRow.image_id if fingerprint else ImageRow.id)
     return _page(session, stmt.where(*where), keys, order, after, limit)
@@ -130,7 +135,31 @@ def _queue_parts(fingerprint, filters, by_score: bool = True) -> tuple[Select, o
     if filters.get("max_score") is not None:
         where.append(filter_score <= float(filters["max_score"]))
     where += _added_where(filters.get("since"), filters.get("until"), filters.get("source"), hide)
+    if filters.get("skipped_by"):
+        where.append(~_skipped_by(filters["skipped_by"]))
     return stmt, score, where
+
+
+def _skipped_by(reviewer: str):
+    """SQL: this reviewer's latest review of the photo is a skip, and no one has decided on it since.
+
+    Checked per photo the queue walks, through the reviews(image_id, id) index, so a page costs
+    its own photos plus the ones passed over; the unfiltered queue never runs it.
+    """
+    reviewer = " ".join(reviewer.split())[:NAME_LENGTH]  # as submit_review stores the name
+    skip, later = aliased(ReviewRow), aliased(ReviewRow)
+    # Later rows that end the skip: anything of the reviewer's own (a decision, an undo), or anyone's
+    # decision or undo. Someone else's skip does not.
+    ended = exists().where(
+        later.image_id == skip.image_id, later.id > skip.id,
+        or_(later.reviewer == reviewer, later.action != "skipped"),
+    )
+    # The photo's own reviews are few; without hiding them, SQLite seeks all of the reviewer's skips
+    # by (reviewer, action) for every photo the queue walks.
+    return exists().where(
+        skip.image_id == ImageRow.id, unseekable(skip.reviewer) == reviewer,
+        unseekable(skip.action) == "skipped", ~ended,
+    )
 
 
 def _model_join(fingerprint: str):

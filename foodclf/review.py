@@ -13,11 +13,11 @@ from typing import Any, Optional
 
 from sqlalchemy import Engine
 
+from db import labels as stored_labels
 from db.engine import session_scope
 from db.queue import browse_images, count_images, count_queue, review_queue
 from db.records import ImageSummary, image_history, image_summary
 from db.reviews import clean_label, submit_review, undo_last_review
-from db.stats import final_label_counts, predicted_label_counts
 from foodclf.errors import UnknownCategory
 from foodclf.labels import NOT_FOOD, display_label
 
@@ -176,8 +176,7 @@ def photo_details(engine: Engine, image_id: int) -> tuple[Optional[ImageSummary]
 def known_labels(engine: Engine, model_labels: list[str]) -> list[str]:
     """Every category a moderator may choose: the model's, those predicted or decided before, and not food."""
     with session_scope(engine) as session:
-        used = {row["label"] for row in final_label_counts(session)}
-        used |= {row["label"] for row in predicted_label_counts(session)}
+        used = set(stored_labels.known_labels(session))
     labels = sorted((set(model_labels) | used) - {NOT_FOOD}, key=str.casefold)
     return labels + [NOT_FOOD]
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 import types
+from collections import Counter
 import zipfile
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
 
 from conftest import fake_result, photo
-from db.export import EXPORT_COLUMNS, csv_chunks, export_rows, write_csv, write_imagefolder, write_jsonl
+from db.export import (
+    EXPORT_COLUMNS, csv_chunks, export_counts, export_rows, write_csv, write_imagefolder, write_jsonl,
+)
 from db.models import utcnow
 from db.reviews import submit_review
 from foodclf.errors import FoodclfError
@@ -88,6 +92,25 @@ def test_export_is_streamed(session, submitted):
     assert next(chunks).startswith(submitted[0]["content_id"])
 
 
+def test_closing_a_half_read_export_closes_its_cursor(session, submitted, monkeypatch):
+    from sqlalchemy.engine import Result
+
+    closed = []
+    real_close = Result.close
+
+    def close(self):
+        closed.append(self)
+        real_close(self)
+
+    monkeypatch.setattr(Result, "close", close)
+    rows = export_rows(session, batch=2)
+    next(rows)
+    rows.close()  # what a dropped download does; on PostgreSQL an open server-side cursor would linger
+    assert closed
+    # The session is still usable, and a fresh export starts from the top.
+    assert next(export_rows(session)).content_id == submitted[0]["content_id"]
+
+
 def test_an_empty_export_is_the_header_alone(session):
     buffer = io.StringIO()
     assert write_csv(export_rows(session), buffer) == 0
@@ -155,3 +178,61 @@ def test_imagefolder_refuses_a_folder_that_is_not_empty(session, settings, submi
     (tmp_path / "old.txt").write_text("x")
     with pytest.raises(FoodclfError, match="is not empty; choose a new folder"):
         write_imagefolder(export_rows(session), tmp_path, image_dir=settings.image_dir)
+
+
+# ---- export_counts ---------------------------------------------------------------------------
+
+def counted(session, **filters) -> list[dict]:
+    """What export_counts should say: export_rows' rows counted in Python."""
+    counts = Counter(row.final_label for row in export_rows(session, **filters))
+    return [dict(label=label, count=n) for label, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+START = datetime(2024, 5, 1, 8, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def generated(session, make_image, make_review):
+    """60 photos with random predictions and decisions (some undone, skipped or unreviewed) over 6 days."""
+    from db.reviews import undo_last_review
+
+    rng = random.Random(11)
+    labels = ["pizza", "sushi", "steak", "ramen"]
+    for i in range(60):
+        image = make_image(session, label=rng.choice(labels), score=rng.random())
+        at = START + timedelta(days=i % 6, hours=rng.randrange(12))
+        action = rng.choice(["confirmed", "confirmed", "corrected", "not_food", "skipped", None])
+        if action is None:
+            continue
+        reviewer = rng.choice(["alice", "bob"])
+        make_review(session, image, action=action, label=rng.choice(labels) if action == "corrected" else None,
+                    reviewer=reviewer, at=at)
+        if action != "skipped" and rng.random() < 0.15:
+            undo_last_review(session, reviewer)
+    session.flush()
+
+
+@pytest.mark.parametrize("filters", [
+    {},
+    dict(only_corrected=True),
+    dict(labels=["pizza", "not_food"]),
+    dict(labels=[]),
+    dict(since=START.date() + timedelta(days=2)),
+    dict(until=START.date() + timedelta(days=3)),
+    dict(since=START + timedelta(days=1, hours=5), until=START.date() + timedelta(days=4), only_corrected=True),
+    dict(since=START.date() + timedelta(days=1), until=START.date() + timedelta(days=4),
+         labels=["sushi", "steak", "ramen"]),
+])
+def test_export_counts_match_the_export(session, generated, filters):
+    got = export_counts(session, **filters)
+    assert got == counted(session, **filters)
+    assert filters or sum(row["count"] for row in got) > 20  # the data is not trivially empty
+
+
+def test_export_counts_of_the_submitted_photos(session, submitted):
+    assert export_counts(session) == [
+        dict(label=label, count=1) for label in sorted(["pizza", "sashimi", "not_food", "crème_brûlée"])
+    ]
+    assert export_counts(session, only_corrected=True, labels=["pizza", "sashimi"]) == [
+        dict(label="sashimi", count=1)]
+    assert export_counts(session, since=utcnow().date() + timedelta(days=1)) == []

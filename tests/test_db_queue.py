@@ -8,7 +8,9 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import event
 
+from conftest import FINGERPRINT
 from db.queue import browse_images, count_images, count_queue, review_queue
+from db.reviews import submit_review, undo_last_review
 
 DAY = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
 
@@ -192,3 +194,55 @@ def test_browse_filters_and_pages(session, photos, make_review):
         pizza_unreviewed)
     assert count_images(session, predicted_label="pizza", reviewed=False) == len(pizza_unreviewed)
     assert count_images(session, since=date(2024, 5, 3)) == 10
+
+
+# ---- skipped_by ------------------------------------------------------------------------------
+
+def test_skipped_by_leaves_out_that_reviewers_own_skips(session, photos, make_review):
+    by_score = sorted(photos, key=lambda p: (p.top_score, p.id))
+    first, second, third, fourth, fifth = by_score[:5]
+    make_review(session, first, action="skipped", reviewer="bob")
+    make_review(session, second, action="skipped", reviewer="bob")
+    make_review(session, second, action="skipped", reviewer="carol")  # someone else's skip: still bob's
+    make_review(session, third, action="skipped", reviewer="bob")
+    make_review(session, third, action="confirmed", reviewer="carol")  # decided, then undone: back for bob
+    undo_last_review(session, "carol")
+    make_review(session, fourth, action="skipped", reviewer="bob")
+    undo_last_review(session, "bob")  # bob took his skip back
+    make_review(session, fifth, action="skipped", reviewer="carol")
+    submit_review(session, first.id, action="skipped", reviewer=" bob ", expected_review_id=None)
+
+    hidden = {first.id, second.id}
+    listed = [item.image_id for item in all_pages(session, skipped_by="bob")]
+    assert listed == [p.id for p in by_score if p.id not in hidden]
+    assert count_queue(session, skipped_by="bob") == 28
+    assert {item.image_id for item in all_pages(session, skipped_by="carol")} == {p.id for p in photos} - {
+        second.id, fifth.id}
+    assert count_queue(session, skipped_by="carol") == 28
+    # Without the filter, and for someone who skipped nothing, every skipped photo stays.
+    assert count_queue(session) == count_queue(session, skipped_by="dave") == 30
+    assert len(all_pages(session, skipped_by="dave", limit=30)) == 30
+
+
+@pytest.mark.parametrize("order", ["least_confident", "most_confident", "newest", "oldest"])
+def test_skipped_by_combines_with_filters_and_fingerprint(session, photos, make_review, order):
+    pizzas = [p for p in photos if p.top_label == "pizza"]
+    make_review(session, pizzas[0], action="skipped", reviewer="bob")
+    make_review(session, photos[1] if photos[1] not in pizzas else photos[2], action="skipped", reviewer="bob")
+    for fingerprint in (None, FINGERPRINT):
+        filters = dict(predicted_label="pizza", skipped_by="bob", fingerprint=fingerprint)
+        listed = {item.image_id for item in all_pages(session, order=order, **filters)}
+        assert listed == {p.id for p in pizzas[1:]}
+        assert count_queue(session, **filters) == len(pizzas) - 1
+
+
+def test_the_unfiltered_queue_does_not_look_at_reviews(session, photos, engine):
+    statements = []
+    listen = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        review_queue(session, limit=5)
+        count_queue(session)
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert statements and not any("reviews_1" in sql for sql in statements)
