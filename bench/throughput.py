@@ -62,6 +62,7 @@ def main() -> None:
 
     plain = time_plain_pipeline(model_dir, paths, device)
     fp32 = load_classifier(base.replace(precision="fp32"))
+    print(f"model load: {fp32.load_seconds:.1f} s (once per process; weights fingerprint included)")
     limit = time_raw_forward(fp32, paths, args.batch_size)
     ours32, labels32 = time_batch_path(fp32, paths)
     fast = load_classifier(base.replace(precision="auto"))
