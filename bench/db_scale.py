@@ -92,6 +92,8 @@ def queue_queries(engine) -> dict:
     day = (START + timedelta(days=40)).date()
     month = dict(since=(START + timedelta(days=30)).date(), until=(START + timedelta(days=59)).date())
     cursor_at_1000 = _cursor_for_page(engine, 999)
+    four_days = dict(since=(START + timedelta(days=40)).date(), until=(START + timedelta(days=43)).date())
+    browse_at_100 = _cursor_for_page(engine, 99, lambda s, after: db.browse_images(s, **month, limit=50, after=after))
     return {
         "queue page 1 (least confident)": lambda s: db.review_queue(s, limit=50),
         "queue page 1,000 (keyset)": lambda s: db.review_queue(s, limit=50, after=cursor_at_1000),
@@ -107,6 +109,14 @@ def queue_queries(engine) -> dict:
         "queue count: label + 30 days": lambda s: db.count_queue(s, predicted_label="apple_pie", **month),
         "browse: final label": lambda s: db.browse_images(s, final_label="sushi", limit=50),
         "browse: one day": lambda s: db.browse_images(s, since=day, until=day, limit=50),
+        "browse: 4 days": lambda s: db.browse_images(s, **four_days, limit=50),
+        "browse: 30 days": lambda s: db.browse_images(s, **month, limit=50),
+        "browse: 30 days, page 100 (keyset)": lambda s: db.browse_images(s, **month, limit=50, after=browse_at_100),
+        "browse: 30 days + final label": lambda s: db.browse_images(s, final_label="sushi", **month, limit=50),
+        "browse: 30 days + label + unreviewed": lambda s: db.browse_images(
+            s, predicted_label="pizza", reviewed=False, **month, limit=50),
+        "browse: 30 days + reviewed + source": lambda s: db.browse_images(
+            s, reviewed=True, source="api", **month, limit=50),
     }
 
 
@@ -126,12 +136,12 @@ def report(name: str, times: list[float]) -> None:
     print(f"{name:<40} {statistics.median(times):10.1f} {max(times):8.1f}{flag}")
 
 
-def _cursor_for_page(engine, pages: int):
-    """Walk the queue to page `pages` once, so page 1,000 itself can be timed."""
+def _cursor_for_page(engine, pages: int, page=lambda s, after: db.review_queue(s, limit=50, after=after)):
+    """Walk the queue (or `page`) to page `pages` once, so the next page itself can be timed."""
     after = None
     with db.session_scope(engine) as session:
         for _ in range(pages):
-            after = db.review_queue(session, limit=50, after=after).next_after
+            after = page(session, after).next_after
     return after
 
 

@@ -127,6 +127,8 @@ class ImageRow(Base):
         Index("ix_images_predicted_label", "top_label", "added_at"),
         Index("ix_images_score", "top_score", "added_at"),
         Index("ix_images_added_review", "added_at", "current_review_id"),
+        # 0004: a final label's photos in a date range, newest first, for the browser.
+        Index("ix_images_final_added", "current_label", "added_at"),
     )
 
     def __repr__(self) -> str:
