@@ -197,10 +197,8 @@ class Classifier:
 
 
 def _as_tensor(output) -> torch.Tensor:
-    # transformers 5 may return a model output instead of a bare tensor here.
-    if isinstance(output, torch.Tensor):
-        return output
-    return getattr(output, "pooler_output", None) if hasattr(output, "pooler_output") else output[0]
+    # transformers 5 returns the projected embeddings as pooler_output; 4.x returned the tensor.
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
 # ---- device and precision -------------------------------------------------------------------
@@ -282,36 +280,41 @@ def _load(model_id: str, settings: Settings) -> Classifier:
     started = time.perf_counter()
     device = pick_device(settings.device)
     precision = pick_precision(settings.precision, device)
-    local = _looks_local(model_id)
+    local = looks_local(model_id)
     if local and not Path(model_id).expanduser().is_dir():
         raise ModelUnavailable(
             f"There is no model folder at {model_id}. Set FOODCLF_MODEL to a folder written by "
             "`save_pretrained` (or by `python -m foodclf train`), or to a Hugging Face hub id."
         )
-    # Without a network, the hub client retries for half a minute; a quick probe lets us
-    # go straight to the local cache (and a plain message if the model is not there).
-    offline = not local and not _hub_reachable()
+    offline = local_files_only(model_id)
     try:
         config = AutoConfig.from_pretrained(model_id, local_files_only=offline)
-        if _is_zero_shot(config):
+        if is_zero_shot(config):
             classifier = _load_zero_shot(model_id, settings, device, precision, offline)
         else:
             classifier = _load_image_classifier(model_id, device, precision, offline)
     except ModelUnavailable:
         raise
     except (OSError, ValueError, KeyError) as err:
-        raise ModelUnavailable(_load_error_message(model_id, err)) from err
+        raise ModelUnavailable(load_error_message(model_id, err)) from err
     classifier.load_seconds = time.perf_counter() - started
     log.info("loaded %s (%s, %s) in %.1f s", model_id, device, precision, classifier.load_seconds)
     return classifier
 
 
-def _is_zero_shot(config) -> bool:
+def is_zero_shot(config) -> bool:
     return getattr(config, "model_type", "") in ("clip", "siglip", "siglip2") or hasattr(config, "text_config")
 
 
-def _looks_local(model_id: str) -> bool:
+def looks_local(model_id: str) -> bool:
     return model_id.startswith((".", "/", "~")) or Path(model_id).expanduser().exists()
+
+
+def local_files_only(model_id: str) -> bool:
+    """Whether to load a hub id from the local cache only: the hub cannot be reached."""
+    # Without a network, the hub client retries for half a minute; a quick probe lets us
+    # go straight to the local cache (and a plain message if the model is not there).
+    return not looks_local(model_id) and not _hub_reachable()
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -369,8 +372,8 @@ def weights_fingerprint(model: torch.nn.Module, labels: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def _load_error_message(model_id: str, err: Exception) -> str:
-    if _looks_local(model_id):
+def load_error_message(model_id: str, err: Exception) -> str:
+    if looks_local(model_id):
         return (
             f"Could not load a model from the folder {model_id!r}: {err}. "
             "The folder needs config.json, the weights and preprocessor_config.json "

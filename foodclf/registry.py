@@ -8,8 +8,9 @@ from typing import Any, Optional
 
 from sqlalchemy import Engine
 
-from db.engine import session_scope
-from db.registry import list_models, set_active_model
+from db.engine import open_database, session_scope
+from db.registry import active_model, list_models, set_active_model
+from foodclf.settings import Settings
 
 # Metrics shown side by side, in this order, when a model's metrics have them.
 HEADLINE_METRICS = ("accuracy", "top5_accuracy", "macro_f1")
@@ -39,6 +40,16 @@ def trained_models(engine: Engine) -> list[TrainedModelInfo]:
                              m.created_at, m.created_by, bool(m.active))
             for m in list_models(session)
         ]
+
+
+def active_model_name(settings: Settings) -> str:
+    """The model new photos are classified with: the active trained model's folder, else FOODCLF_MODEL.
+
+    The dashboard and the API both ask this, so they always classify with the same model.
+    """
+    with session_scope(open_database(settings.database_url)) as session:
+        model = active_model(session)
+        return model.path if model is not None else settings.model
 
 
 def activate(engine: Engine, model_id: Optional[int]) -> None:

@@ -12,9 +12,8 @@ from typing import Optional
 
 import streamlit as st
 
-from db.engine import open_database, session_scope
-from db.registry import active_model
-from foodclf import jobs, reports, review, thumbnails
+from db.engine import open_database
+from foodclf import jobs, registry, reports, review, thumbnails
 from foodclf.classifier import Classifier, forget_classifiers, load_classifier
 from foodclf.settings import Settings, load_settings
 
@@ -54,18 +53,16 @@ def _model_load(model: str, _settings: Settings) -> Future:
 
 
 @st.cache_data(ttl=STATS_TTL, show_spinner=False)
-def _active_model_path(database_url: str) -> Optional[str]:
-    # A TTL, so a model activated from the CLI is picked up too.
-    with session_scope(open_database(database_url)) as session:
-        model = active_model(session)
-        return model.path if model is not None else None
+def _active_model_name(database_url: str, default_model: str, _settings: Settings) -> str:
+    # Keyed by the two settings it reads; a TTL, so a model activated from the CLI is picked up too.
+    return registry.active_model_name(_settings)
 
 
 def model_name() -> str:
     """The model in use: the active trained model, else FOODCLF_MODEL."""
     current = settings()
     try:
-        return _active_model_path(current.database_url) or current.model
+        return _active_model_name(current.database_url, current.model, current)
     except Exception:  # noqa: BLE001  (no database yet must not cost moderators the model)
         return current.model
 
@@ -94,7 +91,7 @@ def reload_model() -> None:
     """Forget the loaded model (after switching the active one, or to retry a failed load)."""
     forget_classifiers()
     _model_load.clear()
-    _active_model_path.clear()
+    _active_model_name.clear()
 
 
 # ---- figures, cleared after each save -------------------------------------------------------

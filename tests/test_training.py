@@ -104,7 +104,7 @@ def test_second_run_reads_features_from_the_cache(settings, photos_dir, tiny_mod
 def test_the_run_is_recorded_in_the_registry(settings, photos_dir, tiny_model_dir, tmp_path):
     from db.engine import open_database, session_scope
     from db.registry import active_model, list_models, set_active_model
-    from foodclf.training.backbone import current_model
+    from foodclf.registry import active_model_name as current_model
 
     settings = settings.replace(reviewer="alice")
     report = train(settings, photos_dir, tiny_model_dir, tmp_path / "model")

@@ -11,24 +11,16 @@ import logging
 import threading
 from typing import Callable
 
-from db.engine import open_database, session_scope
-from db.registry import active_model
 from foodclf.api.errors import ApiError
 from foodclf.classifier import Classifier, load_classifier
 from foodclf.errors import FoodclfError
+from foodclf.registry import active_model_name
 from foodclf.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # How often the registry is read for a newly activated model; the dashboard caches it as long.
 REFRESH_SECONDS = 60.0
-
-
-def active_model_name(settings: Settings) -> str:
-    """The model new photos are classified with: the active trained model's folder, else FOODCLF_MODEL."""
-    with session_scope(open_database(settings.database_url)) as session:
-        model = active_model(session)
-        return model.path if model is not None else settings.model
 
 
 class ModelSlot:

@@ -13,6 +13,7 @@ import torch
 
 from foodclf.classifier import pick_device, pick_precision, weights_fingerprint
 from foodclf.errors import ModelUnavailable
+from foodclf.registry import active_model_name
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def load_backbone(settings, base: str = EFFICIENTNET_LITE0) -> Backbone:
     """
     device = pick_device(settings.device)
     precision = pick_precision(settings.precision, device)
-    name = current_model(settings) if base == CURRENT else base
+    name = active_model_name(settings) if base == CURRENT else base
     if name == EFFICIENTNET_LITE0:
         model, processor = efficientnet_lite0()
     else:
@@ -104,16 +105,6 @@ def load_backbone(settings, base: str = EFFICIENTNET_LITE0) -> Backbone:
     backbone = Backbone(name, model, processor, labels, _head_name(model, name), device, precision)
     backbone.fingerprint = _fingerprint(backbone)
     return backbone
-
-
-def current_model(settings) -> str:
-    """The model in use: the active trained model's folder, else FOODCLF_MODEL."""
-    from db.engine import open_database, session_scope
-    from db.registry import active_model
-
-    with session_scope(open_database(settings)) as session:
-        active = active_model(session)
-        return active.path if active is not None else settings.model
 
 
 def efficientnet_lite0():
@@ -160,14 +151,14 @@ def imagenet_labels() -> list[str]:
 def _load_pretrained(model_id: str):
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
-    from foodclf.classifier import _hub_reachable, _is_zero_shot, _load_error_message, _looks_local
+    from foodclf.classifier import is_zero_shot, load_error_message, local_files_only, looks_local
 
-    if _looks_local(model_id) and not Path(model_id).expanduser().is_dir():
+    if looks_local(model_id) and not Path(model_id).expanduser().is_dir():
         raise ModelUnavailable(f"There is no model folder at {model_id}; give --base a model folder or hub id.")
-    offline = not _looks_local(model_id) and not _hub_reachable()
+    offline = local_files_only(model_id)
     try:
         config = AutoConfig.from_pretrained(model_id, local_files_only=offline)
-        if _is_zero_shot(config):
+        if is_zero_shot(config):
             raise ModelUnavailable(
                 f"{model_id} is a zero-shot (CLIP-style) model with no classification layer to retrain; "
                 f"use --base {EFFICIENTNET_LITE0} or an image-classification model."
@@ -175,7 +166,7 @@ def _load_pretrained(model_id: str):
         processor = AutoImageProcessor.from_pretrained(model_id, local_files_only=offline)
         model = AutoModelForImageClassification.from_pretrained(model_id, local_files_only=offline)
     except (OSError, ValueError, KeyError) as err:
-        raise ModelUnavailable(_load_error_message(model_id, err)) from err
+        raise ModelUnavailable(load_error_message(model_id, err)) from err
     return model, processor
 
 

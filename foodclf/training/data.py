@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 
 from foodclf.errors import FoodclfError
 from foodclf.images import content_id, find_images
-from foodclf.labels import match_key, normalise_label
+from foodclf.labels import normalise_label
 
 
 @dataclass(frozen=True)
@@ -126,13 +126,13 @@ def _deduplicated(photos: list[LabelledPhoto], source: str) -> PhotoSet:
 
 def align_labels(photo_sets: Iterable[PhotoSet], base_labels: Sequence[str]) -> None:
     """Spell labels as the base model does where they match ignoring case, spaces and underscores."""
-    spelling = {}
-    for label in base_labels:
-        spelling.setdefault(match_key(label), label)
+    # Imported here: the foodclf.evaluation package imports this module.
+    from foodclf.evaluation.metrics import match_labels
+
     for photo_set in photo_sets:
+        spelling = match_labels(sorted({p.label for p in photo_set.photos}), base_labels)
         photo_set.photos = [
-            LabelledPhoto(p.content_id, spelling.get(match_key(p.label), p.label), p.path, p.name)
-            for p in photo_set.photos
+            LabelledPhoto(p.content_id, spelling[p.label] or p.label, p.path, p.name) for p in photo_set.photos
         ]
 
 
