@@ -176,8 +176,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from foodclf.classifier import load_classifier
+    from foodclf.registry import active_model_name
 
-    classifier = load_classifier(settings, args.model)
+    # Without --model, ingest with the model the dashboard and the API use.
+    classifier = load_classifier(settings, args.model or active_model_name(settings))
 
     def refused(path: str, reason: str) -> None:
         tqdm.write(f"{path}: {reason}", file=sys.stderr)  # above the bar, not through it

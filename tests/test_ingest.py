@@ -261,3 +261,19 @@ def test_pizza_steak_sushi_twice_leaves_exactly_300(settings, classifier):
     assert (first.stored, first.refused, second.stored, second.already) == (300, [], 0, 300)
     assert db_counts(settings) == (300, 300, 300)
     assert elapsed < 30
+
+
+def test_command_line_ingests_with_the_active_model(settings, tmp_path, monkeypatch, capsys):
+    from db.registry import register_model
+    from tiny_models import build_tiny_vit
+
+    other = build_tiny_vit(tmp_path / "trained", seed=3)
+    with session_scope(open_database(settings)) as session:
+        register_model(session, name="trained", path=str(other), base_model=settings.model,
+                       labels=["pizza"], metrics={}, train_size=1, created_by="test", activate=True)
+    monkeypatch.setattr(os, "environ", environment(settings))
+    make_folder(tmp_path / "photos", 2)
+    assert main(["ingest", str(tmp_path / "photos")]) == 0
+    capsys.readouterr()
+    with session_scope(open_database(settings)) as session:
+        assert set(session.scalars(select(PredictionRow.model_id))) == {str(other)}
