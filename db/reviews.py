@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import timedelta
 from typing import Optional
 
@@ -21,7 +22,7 @@ def clean_label(text: Optional[str]) -> str:
     """A category typed by a moderator, as stored: "Apple Pie " -> "apple_pie"; refuses empty or odd names."""
     label = normalise_label(text or "")
     error = None
-    if not label:
+    if not label.strip("_"):
         error = "Pick or type a category for this photo."
     elif len(label) > LABEL_LENGTH:
         error = f"A category name can be at most {LABEL_LENGTH} characters."
@@ -210,7 +211,9 @@ def _judged_prediction(session: Session, image: ImageRow, prediction_id: Optiona
 
 
 def _clean_reviewer(reviewer: Optional[str]) -> str:
-    name = " ".join((reviewer or "").split())[:NAME_LENGTH]
+    # Invisible format characters (zero-width space...) must not make a name out of nothing.
+    visible = "".join(ch for ch in reviewer or "" if unicodedata.category(ch) != "Cf")
+    name = " ".join(visible.split())[:NAME_LENGTH]
     if not name:
         raise FoodclfError("Enter your name before reviewing, so each decision can be traced.")
     return name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 # The 101 classes of Food-101 (Bossard et al., ECCV 2014), as the hub's Food-101 models name them.
 FOOD101_LABELS = [
     "apple_pie", "baby_back_ribs", "baklava", "beef_carpaccio", "beef_tartare", "beet_salad", "beignets",
@@ -35,7 +37,9 @@ def display_label(label: str) -> str:
 
 def normalise_label(text: str) -> str:
     """How a label typed by a person is stored: "Apple Pie " -> "apple_pie"."""
-    return "_".join(text.strip().lower().replace("-", " ").split())
+    # NFKC first: a decomposed accent (macOS input) or fullwidth letters must give the same label.
+    text = unicodedata.normalize("NFKC", text).lower()
+    return "_".join(unicodedata.normalize("NFC", text).replace("-", " ").split())
 
 
 def match_key(label: str) -> str:

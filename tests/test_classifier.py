@@ -54,6 +54,7 @@ def test_default_top_k_comes_from_settings(settings, images):
 def test_a_photo_gets_the_same_answer_in_any_batch(classifier, images):
     alone = [classifier.classify_image(image, top_k=0) for image in images]
     together = classifier.classify(images, top_k=0)
+    assert len(together) == len(alone) == len(COLOURS)
     for one, many in zip(alone, together):
         assert one.highest_probability_class == many.highest_probability_class
         batched = {s["label"]: s["score"] for s in many.class_scores}
@@ -148,6 +149,7 @@ def test_precision_auto_uses_fp32_without_native_bf16(monkeypatch):
 def test_bf16_agrees_with_fp32_on_the_top_label(settings, images):
     fp32 = load_classifier(settings).classify(images, top_k=0)
     bf16 = load_classifier(settings.replace(precision="bf16")).classify(images, top_k=0)
+    assert len(fp32) == len(bf16) == len(COLOURS)
     for a, b in zip(fp32, bf16):
         fast = {s["label"]: s["score"] for s in b.class_scores}
         assert math.isclose(a.top_score, fast[a.highest_probability_class], abs_tol=2e-3)

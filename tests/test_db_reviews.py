@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from db.models import ImageRow, ReviewRow, utcnow
 from db.queue import count_queue
-from db.reviews import submit_review, undo_last_review
+from db.reviews import clean_label, submit_review, undo_last_review
 from foodclf.errors import FoodclfError, ReviewConflict, UnknownCategory
 
 
@@ -65,6 +65,11 @@ def test_skipping_leaves_the_photo_in_the_queue(session, make_image):
     ("pizza\x00", "(not '\\x00')"),
     ("<script>", "(not '<>')"),
     ("x" * 101, "A category name can be at most 100 characters."),
+    ("é" * 101, "A category name can be at most 100 characters."),  # counted in characters, not bytes
+    ("pizza\u200b", "(not '\\u200b')"),  # zero-width space pasted from a web page
+    ("\u202epizza", "(not '\\u202e')"),  # right-to-left override: would display reversed
+    ("pi\u00adzza", "(not '\\xad')"),  # soft hyphen: invisible
+    ("🍕", "(not '🍕')"),
 ])
 def test_unusable_labels_are_refused_and_nothing_is_written(session, make_image, label, message):
     image = make_image(session)
@@ -86,6 +91,77 @@ def test_misuse_is_a_value_error_naming_the_argument(session, make_image):
         submit_review(session, image.id, action="confirmed", reviewer="  ", expected_review_id=None)
     with pytest.raises(FoodclfError, match="no longer in the database"):
         submit_review(session, image.id + 99, action="confirmed", reviewer="a", expected_review_id=None)
+    assert reviews(session) == []
+    assert state(session, image) == (None, None)
+
+
+@pytest.mark.parametrize("label, stored", [
+    ("x" * 100, "x" * 100),  # exactly the limit
+    ("é" * 100, "é" * 100),
+    ("\u00a0Pizza\u00a0", "pizza"),  # no-break spaces count as spaces
+    ("tab\there", "tab_here"),
+    ("two\nlines", "two_lines"),
+    ("Ramen-Ya  2", "ramen_ya_2"),
+])
+def test_odd_but_usable_labels_are_normalised(session, make_image, label, stored):
+    image = make_image(session, label="pizza")
+    review = submit_review(session, image.id, action="corrected", final_label=label, reviewer="alice",
+                           expected_review_id=None)
+    assert review.final_label == stored
+    assert state(session, image) == ("confirmed" if stored == "pizza" else "corrected", stored)
+
+
+BLANK_NAMES = [None, "", "   ", "\t\n", "\u00a0", "\u3000"]
+
+
+@pytest.mark.parametrize("reviewer", BLANK_NAMES)
+@pytest.mark.parametrize("action", ["confirmed", "corrected", "not_food", "skipped"])
+def test_a_blank_reviewer_is_refused_and_nothing_is_written(session, make_image, reviewer, action):
+    image = make_image(session)
+    with pytest.raises(FoodclfError, match="^Enter your name before reviewing, so each decision can be traced.$"):
+        submit_review(session, image.id, action=action, final_label="soup", reviewer=reviewer,
+                      expected_review_id=None)
+    assert reviews(session) == []
+    assert state(session, image) == (None, None)
+
+
+@pytest.mark.parametrize("reviewer", BLANK_NAMES)
+def test_undo_by_a_blank_reviewer_is_refused_and_nothing_is_written(session, make_image, make_review, reviewer):
+    image = make_image(session)
+    make_review(session, image, action="confirmed", reviewer="alice")
+    with pytest.raises(FoodclfError, match="^Enter your name before reviewing"):
+        undo_last_review(session, reviewer)
+    assert reviews(session) == [("confirmed", "pizza", "alice")]
+    assert state(session, image) == ("confirmed", "pizza")
+
+
+def test_a_very_long_reviewer_name_is_cut_to_the_column_length(session, make_image):
+    image = make_image(session)
+    review = submit_review(session, image.id, action="confirmed", reviewer="  a  " + "b" * 300,
+                           expected_review_id=None)
+    assert review.reviewer == ("a " + "b" * 300)[:100]
+
+
+@pytest.mark.parametrize("action", ["confirmed", "corrected", "not_food", "skipped"])
+@pytest.mark.parametrize("missing", [0, -1, 10**9])
+def test_a_review_of_a_photo_that_does_not_exist_is_refused(session, make_image, make_review, action, missing):
+    image = make_image(session)
+    make_review(session, image, action="confirmed", reviewer="alice")
+    with pytest.raises(FoodclfError, match="^This photo is no longer in the database; reload the queue.$"):
+        submit_review(session, missing, action=action, final_label="soup", reviewer="bob",
+                      expected_review_id=image.current_review_id)
+    assert reviews(session) == [("confirmed", "pizza", "alice")]
+    assert state(session, image) == ("confirmed", "pizza")
+
+
+def test_undo_with_nothing_to_undo_writes_nothing(session, make_image, make_review):
+    assert undo_last_review(session, "alice") is None  # empty database
+    image = make_image(session)
+    make_review(session, image, action="corrected", label="soup", reviewer="bob")
+    assert undo_last_review(session, "alice") is None  # only someone else's decisions
+    assert undo_last_review(session, " alice ") is None
+    assert reviews(session) == [("corrected", "soup", "bob")]
+    assert state(session, image) == ("corrected", "soup")
 
 
 def test_confirming_a_photo_without_prediction_asks_for_a_category(session):
@@ -222,3 +298,27 @@ def test_a_review_is_undone_at_most_once(session, make_image, make_review):
     session.add(ReviewRow(image_id=image.id, action="undone", reviewer="alice", undoes_review_id=review.id))
     with pytest.raises(IntegrityError):
         session.flush()
+
+
+def test_a_decomposed_accent_is_the_same_label(session, make_image):
+    image = make_image(session)
+    review = submit_review(session, image.id, action="corrected", final_label="Cre\u0300me Bru\u0302le\u0301e",
+                           reviewer="alice", expected_review_id=None)
+    assert review.final_label == "crème_brûlée"
+
+
+def test_an_invisible_reviewer_name_is_refused(session, make_image):
+    image = make_image(session)
+    with pytest.raises(FoodclfError, match="Enter your name"):
+        submit_review(session, image.id, action="confirmed", reviewer="\u200b", expected_review_id=None)
+
+
+@pytest.mark.parametrize("typed", ["ｐｉｚｚａ", "PIZZA", " Pizza "])
+def test_fullwidth_and_case_variants_are_the_same_label(typed):
+    assert clean_label(typed) == "pizza"
+
+
+@pytest.mark.parametrize("typed", ["_", "___", " _ "])
+def test_a_label_of_only_underscores_is_refused(typed):
+    with pytest.raises(UnknownCategory, match="Pick or type a category"):
+        clean_label(typed)
