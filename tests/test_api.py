@@ -13,7 +13,9 @@ from unittest.mock import ANY
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import HOSTILE_IMAGES, photo
+from factories import photo
+
+from shared_data import HOSTILE_IMAGES
 from db.engine import open_database, session_scope
 from db.records import find_image, image_history
 from db.reviews import submit_review

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import photo
+from factories import photo
 from foodclf.api import create_app
 from foodclf.api.limits import BodyLimit
 from foodclf.classifier import load_classifier

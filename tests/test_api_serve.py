@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import photo
+from factories import photo
 from db.engine import close_database, open_database, session_scope
 from db.records import find_image
 from foodclf.api.command import check_exposure, is_loopback

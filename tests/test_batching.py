@@ -8,7 +8,7 @@ import tracemalloc
 
 import pytest
 
-from conftest import photo
+from factories import photo
 from foodclf.classifier import load_classifier
 from foodclf.images import load_image
 

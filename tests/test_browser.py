@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from conftest import FOOD_PHOTOS
+from shared_data import FOOD_PHOTOS
 from db.engine import close_database, open_database, session_scope
 from db.models import ReviewRow
 from server_support import running_dashboard

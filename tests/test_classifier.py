@@ -8,7 +8,7 @@ from unittest.mock import ANY
 import pytest
 import torch
 
-from conftest import photo
+from factories import photo
 from foodclf.classifier import (
     Uncertainty, display_label, forget_classifiers, load_classifier, pick_precision,
 )

@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-from conftest import FOOD_PHOTOS, photo
+from factories import photo
+
+from shared_data import FOOD_PHOTOS
 from foodclf.cli import main
 
 

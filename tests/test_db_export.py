@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from conftest import fake_result, photo
+from factories import fake_result, photo
 from db.export import (
     EXPORT_COLUMNS, csv_chunks, export_counts, export_rows, write_csv, write_imagefolder, write_jsonl,
 )

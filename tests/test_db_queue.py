@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import event
 
-from conftest import FINGERPRINT
+from factories import FINGERPRINT
 from db.models import as_utc
 from db.queue import browse_images, count_images, count_queue, review_queue
 from db.reviews import submit_review, undo_last_review
@@ -91,7 +91,7 @@ def test_filters(session, photos, filters, keep):
 
 
 def test_queue_for_one_model_orders_by_that_models_scores(session, make_image):
-    from conftest import fake_result
+    from factories import fake_result
     from db.records import record_prediction
 
     old, new = "a" * 64, "b" * 64

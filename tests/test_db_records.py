@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 import db.records
-from conftest import FINGERPRINT, fake_loaded, fake_result
+from factories import FINGERPRINT, fake_loaded, fake_result
 from db.models import ImageRow, PredictionRow
 from db.records import (
     find_image, image_history, image_summary, record_image, record_prediction, stored_content_ids,

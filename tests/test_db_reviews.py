@@ -165,7 +165,7 @@ def test_undo_with_nothing_to_undo_writes_nothing(session, make_image, make_revi
 
 
 def test_confirming_a_photo_without_prediction_asks_for_a_category(session):
-    from conftest import fake_loaded
+    from factories import fake_loaded
     from db.records import record_image
 
     image = record_image(session, fake_loaded(b"bare"), source="upload", added_by="x", stored_path="b.jpg")

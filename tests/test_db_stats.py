@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from conftest import fake_result, image_factory, make_review_row
+from factories import fake_result, image_factory, make_review_row
 from db import stats
 from db.engine import close_database, open_database
 from db.indexing import unseekable

@@ -11,7 +11,7 @@ from sklearn.metrics import (
     accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support, top_k_accuracy_score,
 )
 
-from conftest import photo
+from factories import photo
 from foodclf.cli import main
 from foodclf.evaluation import compute_metrics, evaluate_model, match_labels
 from foodclf.labels import FOOD101_LABELS

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import HOSTILE_IMAGES, photo
+from factories import photo
+
+from shared_data import HOSTILE_IMAGES
 from foodclf.errors import ImageRejected, ImageTooLarge, UnsupportedImageType
 from foodclf.images import content_id, display_name, find_images, load_image
 

@@ -15,7 +15,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from conftest import FOOD_PHOTOS, HOSTILE_IMAGES, photo
+from factories import photo
+
+from shared_data import FOOD_PHOTOS, HOSTILE_IMAGES
 from db.engine import close_database, open_database, session_scope
 from db.models import ImageRow, PredictionRow
 from foodclf.classifier import load_classifier

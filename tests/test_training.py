@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import photo
+from factories import photo
 from foodclf.errors import FoodclfError
 from foodclf.training import train_model
 from foodclf.training.backbone import Backbone

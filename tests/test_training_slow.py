@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import FOOD_PHOTOS
+from shared_data import FOOD_PHOTOS
 
 pytestmark = [
     pytest.mark.slow,

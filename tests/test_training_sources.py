@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from conftest import fake_result, photo
+from factories import fake_result, photo
 from foodclf.cli import main
 from foodclf.images import decode_image
 from foodclf.reports import ExportFilters
