@@ -29,5 +29,11 @@ bench: $(STAMP)
 bench-db: $(STAMP)
 	$(BIN)/python bench/db_scale.py
 
+# ruff: lint rules and formatting; lint-imports: the layers in pyproject.toml (no cycles, no upward imports).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
 clean:
 	rm -rf $(VENV) .pytest_cache

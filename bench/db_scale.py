@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert, text, update  # noqa: E402
 
-import db  # noqa: E402
 from db import stats  # noqa: E402
+from db.engine import open_database, session_scope  # noqa: E402
 from db.models import ImageRow, PredictionRow, ReviewRow  # noqa: E402
+from db.queue import BrowseFilters, QueueFilters, browse_images, count_queue, review_queue  # noqa: E402
 from foodclf.labels import FOOD101_LABELS  # noqa: E402
 
 SEED = 7
@@ -45,25 +46,33 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--url", help="SQLAlchemy URL of an EMPTY database (default: a temp SQLite file)")
     parser.add_argument("--explain", action="store_true", help="print SQLite query plans")
-    parser.add_argument("--no-analyze", dest="analyze", action="store_false",
-                        help="skip ANALYZE after filling, as most deployed SQLite files have no planner statistics")
+    parser.add_argument(
+        "--no-analyze",
+        dest="analyze",
+        action="store_false",
+        help="skip ANALYZE after filling, as most deployed SQLite files have no planner statistics",
+    )
     args = parser.parse_args()
 
     url = args.url or f"sqlite:///{Path(tempfile.mkdtemp(prefix='foodclf-dbscale-')) / 'scale.db'}"
-    engine = db.open_database(url)
+    engine = open_database(url)
     started = time.perf_counter()
     counts = fill(engine, args.images, args.reviewed, analyze=args.analyze)
-    print(f"filled {url} in {time.perf_counter() - started:.0f} s: "
-          + ", ".join(f"{n:,} {what}" for what, n in counts.items())
-          + ("" if args.analyze else "; no ANALYZE"))
+    print(
+        f"filled {url} in {time.perf_counter() - started:.0f} s: "
+        + ", ".join(f"{n:,} {what}" for what, n in counts.items())
+        + ("" if args.analyze else "; no ANALYZE")
+    )
 
     print(f"\n{'query':<40} {'median ms':>10} {'max ms':>8}")
     for name, query in queue_queries(engine).items():
         report(name, timings(engine, query, args.repeat))
     print(f"\n{'statistic (median ms)':<32}" + "".join(f"{span:>12}" for span in SPANS))
     for name, statistic in STATISTICS.items():
-        medians = [statistics.median(timings(engine, lambda s: statistic(s, **span), args.repeat))
-                   for span in SPANS.values()]
+        medians = [
+            statistics.median(timings(engine, lambda s, f=statistic, span=span: f(s, **span), args.repeat))
+            for span in SPANS.values()
+        ]
         flag = "   <-- over 300 ms" if max(medians) >= 300 else ""
         print(f"{name:<32}" + "".join(f"{m:12.1f}" for m in medians) + flag)
     if args.explain and engine.dialect.name == "sqlite":
@@ -93,30 +102,41 @@ def queue_queries(engine) -> dict:
     month = dict(since=(START + timedelta(days=30)).date(), until=(START + timedelta(days=59)).date())
     cursor_at_1000 = _cursor_for_page(engine, 999)
     four_days = dict(since=(START + timedelta(days=40)).date(), until=(START + timedelta(days=43)).date())
-    browse_at_100 = _cursor_for_page(engine, 99, lambda s, after: db.browse_images(s, **month, limit=50, after=after))
+    browse_at_100 = _cursor_for_page(
+        engine, 99, lambda s, after: browse_images(s, BrowseFilters(**month), limit=50, after=after)
+    )
     return {
-        "queue page 1 (least confident)": lambda s: db.review_queue(s, limit=50),
-        "queue page 1,000 (keyset)": lambda s: db.review_queue(s, limit=50, after=cursor_at_1000),
-        "queue filtered: label + score range": lambda s: db.review_queue(
-            s, predicted_label="pizza", min_score=0.2, max_score=0.6, limit=50),
-        "queue filtered: one day, newest": lambda s: db.review_queue(s, since=day, until=day, order="newest",
-                                                                     limit=50),
-        "queue filtered: source + 30 days": lambda s: db.review_queue(s, source="api", **month, limit=50),
-        "queue filtered: score range, newest": lambda s: db.review_queue(
-            s, min_score=0.3, max_score=0.9, order="newest", limit=50),
-        "queue count (N left)": lambda s: db.count_queue(s),
-        "queue count: source + 30 days": lambda s: db.count_queue(s, source="api", **month),
-        "queue count: label + 30 days": lambda s: db.count_queue(s, predicted_label="apple_pie", **month),
-        "browse: final label": lambda s: db.browse_images(s, final_label="sushi", limit=50),
-        "browse: one day": lambda s: db.browse_images(s, since=day, until=day, limit=50),
-        "browse: 4 days": lambda s: db.browse_images(s, **four_days, limit=50),
-        "browse: 30 days": lambda s: db.browse_images(s, **month, limit=50),
-        "browse: 30 days, page 100 (keyset)": lambda s: db.browse_images(s, **month, limit=50, after=browse_at_100),
-        "browse: 30 days + final label": lambda s: db.browse_images(s, final_label="sushi", **month, limit=50),
-        "browse: 30 days + label + unreviewed": lambda s: db.browse_images(
-            s, predicted_label="pizza", reviewed=False, **month, limit=50),
-        "browse: 30 days + reviewed + source": lambda s: db.browse_images(
-            s, reviewed=True, source="api", **month, limit=50),
+        "queue page 1 (least confident)": lambda s: review_queue(s, limit=50),
+        "queue page 1,000 (keyset)": lambda s: review_queue(s, limit=50, after=cursor_at_1000),
+        "queue filtered: label + score range": lambda s: review_queue(
+            s, QueueFilters(predicted_label="pizza", min_score=0.2, max_score=0.6), limit=50
+        ),
+        "queue filtered: one day, newest": lambda s: review_queue(
+            s, QueueFilters(since=day, until=day), order="newest", limit=50
+        ),
+        "queue filtered: source + 30 days": lambda s: review_queue(s, QueueFilters(source="api", **month), limit=50),
+        "queue filtered: score range, newest": lambda s: review_queue(
+            s, QueueFilters(min_score=0.3, max_score=0.9), order="newest", limit=50
+        ),
+        "queue count (N left)": lambda s: count_queue(s),
+        "queue count: source + 30 days": lambda s: count_queue(s, QueueFilters(source="api", **month)),
+        "queue count: label + 30 days": lambda s: count_queue(s, QueueFilters(predicted_label="apple_pie", **month)),
+        "browse: final label": lambda s: browse_images(s, BrowseFilters(final_label="sushi"), limit=50),
+        "browse: one day": lambda s: browse_images(s, BrowseFilters(since=day, until=day), limit=50),
+        "browse: 4 days": lambda s: browse_images(s, BrowseFilters(**four_days), limit=50),
+        "browse: 30 days": lambda s: browse_images(s, BrowseFilters(**month), limit=50),
+        "browse: 30 days, page 100 (keyset)": lambda s: browse_images(
+            s, BrowseFilters(**month), limit=50, after=browse_at_100
+        ),
+        "browse: 30 days + final label": lambda s: browse_images(
+            s, BrowseFilters(final_label="sushi", **month), limit=50
+        ),
+        "browse: 30 days + label + unreviewed": lambda s: browse_images(
+            s, BrowseFilters(predicted_label="pizza", reviewed=False, **month), limit=50
+        ),
+        "browse: 30 days + reviewed + source": lambda s: browse_images(
+            s, BrowseFilters(reviewed=True, source="api", **month), limit=50
+        ),
     }
 
 
@@ -124,7 +144,7 @@ def timings(engine, query, repeat: int) -> list[float]:
     """Milliseconds per run, each in its own session as a page run would have it."""
     times = []
     for _ in range(repeat):
-        with db.session_scope(engine) as session:
+        with session_scope(engine) as session:
             t0 = time.perf_counter()
             query(session)
             times.append((time.perf_counter() - t0) * 1000)
@@ -136,10 +156,10 @@ def report(name: str, times: list[float]) -> None:
     print(f"{name:<40} {statistics.median(times):10.1f} {max(times):8.1f}{flag}")
 
 
-def _cursor_for_page(engine, pages: int, page=lambda s, after: db.review_queue(s, limit=50, after=after)):
+def _cursor_for_page(engine, pages: int, page=lambda s, after: review_queue(s, limit=50, after=after)):
     """Walk the queue (or `page`) to page `pages` once, so the next page itself can be timed."""
     after = None
-    with db.session_scope(engine) as session:
+    with session_scope(engine) as session:
         for _ in range(pages):
             after = page(session, after).next_after
     return after
@@ -171,24 +191,59 @@ def _load(engine, n_images: int, reviewed: float) -> dict[str, int]:
             added = START + timedelta(seconds=rng.random() * DAYS * 86400)
             label = rng.choices(FOOD101_LABELS, weights)[0]
             score = rng.betavariate(5, 2)
-            images.append(dict(
-                id=i, content_id=f"{i:064x}", file_name=f"IMG_{i}.jpg", stored_path=f"{i:064x}.jpg",
-                width=512, height=384, format="JPEG", size_bytes=60_000, source=rng.choice(("upload", "folder", "api")),
-                added_by="bench", added_at=added, prediction_id=i, top_label=label, top_score=score,
-            ))
-            predictions.append(dict(
-                id=i, image_id=i, model_id="nateraw/food", fingerprint=FINGERPRINT, top_label=label,
-                top_score=score, scores=[{"label": label, "score": score}], uncertain=score < 0.5,
-                latency_ms=90.0, created_at=added,
-            ))
+            images.append(
+                dict(
+                    id=i,
+                    content_id=f"{i:064x}",
+                    file_name=f"IMG_{i}.jpg",
+                    stored_path=f"{i:064x}.jpg",
+                    width=512,
+                    height=384,
+                    format="JPEG",
+                    size_bytes=60_000,
+                    source=rng.choice(("upload", "folder", "api")),
+                    added_by="bench",
+                    added_at=added,
+                    prediction_id=i,
+                    top_label=label,
+                    top_score=score,
+                )
+            )
+            predictions.append(
+                dict(
+                    id=i,
+                    image_id=i,
+                    model_id="nateraw/food",
+                    fingerprint=FINGERPRINT,
+                    top_label=label,
+                    top_score=score,
+                    scores=[{"label": label, "score": score}],
+                    uncertain=score < 0.5,
+                    latency_ms=90.0,
+                    created_at=added,
+                )
+            )
             if rng.random() < reviewed:
                 n_reviews += 1
                 action = rng.choices(("confirmed", "corrected", "not_food", "skipped"), (75, 18, 2, 5))[0]
-                final = {"confirmed": label, "corrected": rng.choice(FOOD101_LABELS),
-                         "not_food": "not_food", "skipped": None}[action]
+                final = {
+                    "confirmed": label,
+                    "corrected": rng.choice(FOOD101_LABELS),
+                    "not_food": "not_food",
+                    "skipped": None,
+                }[action]
                 at = added + timedelta(hours=rng.random() * 48)
-                reviews.append(dict(id=n_reviews, image_id=i, prediction_id=i, action=action,
-                                    final_label=final, reviewer=rng.choice(reviewers), created_at=at))
+                reviews.append(
+                    dict(
+                        id=n_reviews,
+                        image_id=i,
+                        prediction_id=i,
+                        action=action,
+                        final_label=final,
+                        reviewer=rng.choice(reviewers),
+                        created_at=at,
+                    )
+                )
                 if action != "skipped":  # every review judged photo i's only prediction, labelled `label`
                     currents.append(dict(b_id=i, review=n_reviews, label=final, action=action, at=at, judged=label))
         with engine.begin() as connection:
@@ -198,9 +253,15 @@ def _load(engine, n_images: int, reviewed: float) -> dict[str, int]:
                 connection.execute(insert(ReviewRow), reviews)
             if currents:
                 connection.execute(
-                    update(ImageRow).where(ImageRow.id == _bind("b_id")).values(
-                        current_review_id=_bind("review"), current_label=_bind("label"),
-                        current_action=_bind("action"), reviewed_at=_bind("at"), judged_label=_bind("judged")),
+                    update(ImageRow)
+                    .where(ImageRow.id == _bind("b_id"))
+                    .values(
+                        current_review_id=_bind("review"),
+                        current_label=_bind("label"),
+                        current_action=_bind("action"),
+                        reviewed_at=_bind("at"),
+                        judged_label=_bind("judged"),
+                    ),
                     currents,
                 )
         print(f"\r  {ids[-1]:,} / {n_images:,} photos", end="", file=sys.stderr, flush=True)
@@ -228,7 +289,7 @@ def explain(engine) -> None:
 
     queries = queue_queries(engine)  # walks to page 1,000 first: not captured
     event.listen(engine, "before_cursor_execute", capture)
-    with db.session_scope(engine) as session:
+    with session_scope(engine) as session:
         for query in queries.values():
             query(session)
         for statistic in STATISTICS.values():

@@ -52,12 +52,13 @@ def main() -> None:
         sys.exit(f"no photos under {args.images}; pass --images DIR")
     model_dir = args.model or build_vit_base(Path(tempfile.mkdtemp(prefix="foodclf-bench-")))
     device = pick_device(args.device)
-    base = Settings(model=str(model_dir), device=args.device, batch_size=args.batch_size,
-                    workers=args.workers, top_k=0)
+    base = Settings(model=str(model_dir), device=args.device, batch_size=args.batch_size, workers=args.workers, top_k=0)
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
-          f"native bf16 on CPU: {cpu_has_native_bf16()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
+        f"native bf16 on CPU: {cpu_has_native_bf16()}"
+    )
     print(f"model: {model_dir}   photos: {len(paths)} from {args.images}   batch size: {args.batch_size}")
 
     plain = time_plain_pipeline(model_dir, paths, device)
@@ -79,8 +80,10 @@ def main() -> None:
     for name, rate in rows:
         print(f"{name:<40} {rate:8.2f} photos/s  {1000 / rate:8.1f} ms/photo")
     print()
-    print(f"3/1 = {ours32 / plain:5.2f}   3/2 = {ours32 / limit:5.2f}   "
-          f"4/1 = {ours_fast / plain:5.2f}   4/2 = {ours_fast / limit:5.2f}")
+    print(
+        f"3/1 = {ours32 / plain:5.2f}   3/2 = {ours32 / limit:5.2f}   "
+        f"4/1 = {ours_fast / plain:5.2f}   4/2 = {ours_fast / limit:5.2f}"
+    )
     print(f"top-1 agreement of 4 ({fast.precision}) with 3 (fp32): {agreement:.1%} of {len(paths)} photos")
 
 
@@ -88,11 +91,13 @@ def build_vit_base(folder: Path) -> Path:
     """A randomly initialised ViT-Base/16 at 224 px with the 101 Food-101 labels (nateraw/food's shape)."""
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
-    config = ViTConfig(id2label=dict(enumerate(FOOD101_LABELS)),
-                       label2id={label: i for i, label in enumerate(FOOD101_LABELS)})
+    config = ViTConfig(
+        id2label=dict(enumerate(FOOD101_LABELS)), label2id={label: i for i, label in enumerate(FOOD101_LABELS)}
+    )
     ViTForImageClassification(config).save_pretrained(folder)
-    ViTImageProcessor(size={"height": 224, "width": 224}, image_mean=[0.5] * 3, image_std=[0.5] * 3,
-                      resample=2).save_pretrained(folder)
+    ViTImageProcessor(
+        size={"height": 224, "width": 224}, image_mean=[0.5] * 3, image_std=[0.5] * 3, resample=2
+    ).save_pretrained(folder)
     return folder
 
 
@@ -119,7 +124,7 @@ def time_plain_pipeline(model_dir, paths, device) -> float:
 def time_raw_forward(classifier, paths, batch_size) -> float:
     """The model alone: fp32 forward passes over tensors made beforehand."""
     images = [load_image(p).image for p in paths]
-    batches = [classifier.preprocess(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    batches = [classifier.preprocess(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
     for batch in batches[:BURN_IN]:
         classifier._forward(batch)
     synchronize(classifier.device)

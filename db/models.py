@@ -6,19 +6,29 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Optional
 
 from sqlalchemy import (
-    JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text,
-    TypeDecorator, UniqueConstraint,
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from foodclf.labels import LABEL_LENGTH, NAME_LENGTH
 
 # Where an image came from: the dashboard's uploader, `foodclf ingest DIR`, or the HTTP API.
 SOURCES = ("upload", "folder", "api")
 # What a moderator did. `undone` rows are appended by undo and point at the row they cancel.
 DECISIONS = ("confirmed", "corrected", "not_food")
 ACTIONS = DECISIONS + ("skipped", "undone")
-
-LABEL_LENGTH = 100
-NAME_LENGTH = 100
 
 
 def utcnow() -> datetime:
@@ -66,13 +76,15 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 class Base(DeclarativeBase):
     # Named constraints, so later migrations can drop or alter them on every dialect.
-    metadata = MetaData(naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    })
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
 
 
 class ImageRow(Base):
@@ -189,8 +201,10 @@ class ReviewRow(Base):
     )
 
     def __repr__(self) -> str:
-        return (f"ReviewRow(id={self.id!r}, image_id={self.image_id!r}, action={self.action!r}, "
-                f"final_label={self.final_label!r}, reviewer={self.reviewer!r})")
+        return (
+            f"ReviewRow(id={self.id!r}, image_id={self.image_id!r}, action={self.action!r}, "
+            f"final_label={self.final_label!r}, reviewer={self.reviewer!r})"
+        )
 
 
 class TrainedModel(Base):

@@ -6,22 +6,49 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Optional
 
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from db.indexing import unseekable
-from db.models import NAME_LENGTH, SOURCES, ImageRow, PredictionRow, ReviewRow, as_utc
+from db.models import SOURCES, ImageRow, PredictionRow, ReviewRow, as_utc
 from db.records import ImageSummary, summary_select, to_summary
+from foodclf.labels import clean_reviewer_name
 
 # least_confident (default): lowest top score first, what a moderator should look at first.
 ORDERS = ("least_confident", "most_confident", "newest", "oldest")
 MAX_PAGE = 500
-QUEUE_FILTERS = (
-    "predicted_label", "min_score", "max_score", "since", "until", "source", "fingerprint", "skipped_by",
-)
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    """Which unreviewed photos the queue lists; None means any.
+
+    Dates are when the photo was added, `since <= added_at < until` (a date `until` includes that day).
+    """
+
+    predicted_label: Optional[str] = None  # only photos whose top label is this
+    min_score: Optional[float] = None  # top-score range, inclusive (0 to 1)
+    max_score: Optional[float] = None
+    since: Optional[date | datetime] = None
+    until: Optional[date | datetime] = None
+    source: Optional[str] = None  # upload, folder or api
+    fingerprint: Optional[str] = None  # judge one model's predictions (default: each photo's latest)
+    skipped_by: Optional[str] = None  # leave out photos this reviewer skipped, unless decided since
+
+
+@dataclass(frozen=True)
+class BrowseFilters:
+    """Which photos the browser lists; None means any. Dates as in QueueFilters."""
+
+    predicted_label: Optional[str] = None
+    final_label: Optional[str] = None
+    reviewed: Optional[bool] = None
+    since: Optional[date | datetime] = None
+    until: Optional[date | datetime] = None
+    source: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -34,15 +61,8 @@ class Page:
 
 def review_queue(
     session: Session,
+    filters: QueueFilters = QueueFilters(),
     *,
-    predicted_label: Optional[str] = None,
-    min_score: Optional[float] = None,
-    max_score: Optional[float] = None,
-    since=None,
-    until=None,
-    source: Optional[str] = None,
-    fingerprint: Optional[str] = None,
-    skipped_by: Optional[str] = None,
     order: str = "least_confident",
     after: Optional[str] = None,
     limit: int = 20,
@@ -50,12 +70,7 @@ def review_queue(
     """Unreviewed photos (skipped ones included), one page at a time.
 
     Args:
-        predicted_label: only photos whose top label is this.
-        min_score, max_score: top-score range, inclusive (0 to 1).
-        since, until: when the photo was added, `since <= added_at < until` (a date `until` includes that day).
-        source: upload, folder or api.
-        fingerprint: judge one model's predictions (default: each photo's latest prediction).
-        skipped_by: leave out photos this reviewer skipped, unless a decision (or their undo) came after.
+        filters: which photos.
         order: least_confident, most_confident, newest or oldest.
         after: the previous page's next_after; pages stay as fast at page 1,000 as at page 1.
         limit: photos per page, 1 to 500.
@@ -63,39 +78,25 @@ def review_queue(
     Returns:
         A Page of ImageSummary; pass an item's current_review_id to submit_review as expected_review_id.
     """
-    stmt, score, where = _queue_parts(fingerprint, dict(
-        predicted_label=predicted_label, min_score=min_score, max_score=max_score,
-        since=since, until=until, source=source, skipped_by=skipped_by,
-    ), by_score=order in ("least_confident", "most_confident"))
+    stmt, score, where = _queue_parts(filters, by_score=order in ("least_confident", "most_confident"))
     # With a fingerprint, predictions(fingerprint, top_score, image_id) is the index that is walked.
-    keys = _order_keys(order, score, PredictionRow.image_id if fingerprint else ImageRow.id)
+    keys = _order_keys(order, score, PredictionRow.image_id if filters.fingerprint else ImageRow.id)
     return _page(session, stmt.where(*where), keys, order, after, limit)
 
 
-def count_queue(session: Session, **filters) -> int:
-    """How many photos review_queue would list with the same filters (order, after and limit ignored)."""
-    for ignored in ("order", "after", "limit"):
-        filters.pop(ignored, None)
-    unknown = set(filters) - set(QUEUE_FILTERS)
-    if unknown:
-        raise TypeError(f"count_queue() got unexpected filters: {', '.join(sorted(unknown))}")
-    fingerprint = filters.pop("fingerprint", None)
-    _, _, where = _queue_parts(fingerprint, filters)
+def count_queue(session: Session, filters: QueueFilters = QueueFilters()) -> int:
+    """How many photos review_queue would list with the same filters."""
+    _, _, where = _queue_parts(filters)
     stmt = select(func.count()).select_from(ImageRow)
-    if fingerprint:
-        stmt = stmt.join(PredictionRow, _model_join(fingerprint))
+    if filters.fingerprint:
+        stmt = stmt.join(PredictionRow, _model_join(filters.fingerprint))
     return session.scalar(stmt.where(*where))
 
 
 def browse_images(
     session: Session,
+    filters: BrowseFilters = BrowseFilters(),
     *,
-    predicted_label: Optional[str] = None,
-    final_label: Optional[str] = None,
-    reviewed: Optional[bool] = None,
-    since=None,
-    until=None,
-    source: Optional[str] = None,
     after: Optional[str] = None,
     limit: int = 50,
 ) -> Page:
@@ -106,28 +107,25 @@ def browse_images(
     took seconds at a million rows. Photos get added_at when they are stored, so the two orders agree
     except for photos stored with an explicit date; either way each page's cursor resumes exactly.
     """
-    if since is None and until is None:
-        where = _browse_where(predicted_label, final_label, reviewed, source=source)
+    if filters.since is None and filters.until is None:
+        where = _browse_where(filters)
         return _page(session, summary_select().where(*where), [(ImageRow.id, True)], "browse", after, limit)
     # Reviewed or not is checked on each photo walked: seeking the unreviewed 60 % by the queue
     # indices meant sorting them.
-    where = _browse_where(predicted_label, final_label, reviewed, since, until, source, hide=unseekable)
+    where = _browse_where(filters, hide=unseekable)
     keys = [(ImageRow.added_at, True), (ImageRow.id, True)]
     return _page(session, summary_select().where(*where), keys, "browse_added", after, limit)
 
 
-def count_images(session: Session, **filters) -> int:
+def count_images(session: Session, filters: BrowseFilters = BrowseFilters()) -> int:
     """How many photos browse_images would list with the same filters."""
-    for ignored in ("after", "limit"):
-        filters.pop(ignored, None)
-    where = _browse_where(**filters)
-    return session.scalar(select(func.count()).select_from(ImageRow).where(*where))
+    return session.scalar(select(func.count()).select_from(ImageRow).where(*_browse_where(filters)))
 
 
-def _queue_parts(fingerprint, filters, by_score: bool = True) -> tuple[Select, object, list]:
+def _queue_parts(filters: QueueFilters, by_score: bool = True) -> tuple[Select, object, list]:
     """The SELECT, the score column and the WHERE of the queue; by_score: the order is by score."""
-    if fingerprint:
-        stmt = summary_select(_model_join(fingerprint), inner=True)
+    if filters.fingerprint:
+        stmt = summary_select(_model_join(filters.fingerprint), inner=True)
         label, score = PredictionRow.top_label, PredictionRow.top_score
         # Walked in the predictions index; the photo's own columns are checked on its row.
         filter_label, filter_score, hide = label, score, lambda column: column
@@ -140,15 +138,15 @@ def _queue_parts(fingerprint, filters, by_score: bool = True) -> tuple[Select, o
         hide = unseekable
         filter_label, filter_score = (label, score) if by_score else (hide(label), hide(score))
     where = [ImageRow.current_review_id.is_(None), score.is_not(None)]
-    if filters.get("predicted_label"):
-        where.append(filter_label == filters["predicted_label"])
-    if filters.get("min_score") is not None:
-        where.append(filter_score >= float(filters["min_score"]))
-    if filters.get("max_score") is not None:
-        where.append(filter_score <= float(filters["max_score"]))
-    where += _added_where(filters.get("since"), filters.get("until"), filters.get("source"), hide)
-    if filters.get("skipped_by"):
-        where.append(~_skipped_by(filters["skipped_by"]))
+    if filters.predicted_label:
+        where.append(filter_label == filters.predicted_label)
+    if filters.min_score is not None:
+        where.append(filter_score >= float(filters.min_score))
+    if filters.max_score is not None:
+        where.append(filter_score <= float(filters.max_score))
+    where += _added_where(filters.since, filters.until, filters.source, hide)
+    if filters.skipped_by:
+        where.append(~_skipped_by(filters.skipped_by))
     return stmt, score, where
 
 
@@ -158,19 +156,22 @@ def _skipped_by(reviewer: str):
     Checked per photo the queue walks, through the reviews(image_id, id) index, so a page costs
     its own photos plus the ones passed over; the unfiltered queue never runs it.
     """
-    reviewer = " ".join(reviewer.split())[:NAME_LENGTH]  # as submit_review stores the name
+    reviewer = clean_reviewer_name(reviewer)  # as submit_review stores the name
     skip, later = aliased(ReviewRow), aliased(ReviewRow)
     # Later rows that end the skip: anything of the reviewer's own (a decision, an undo), or anyone's
     # decision or undo. Someone else's skip does not.
     ended = exists().where(
-        later.image_id == skip.image_id, later.id > skip.id,
+        later.image_id == skip.image_id,
+        later.id > skip.id,
         or_(later.reviewer == reviewer, later.action != "skipped"),
     )
     # The photo's own reviews are few; without hiding them, SQLite seeks all of the reviewer's skips
     # by (reviewer, action) for every photo the queue walks.
     return exists().where(
-        skip.image_id == ImageRow.id, unseekable(skip.reviewer) == reviewer,
-        unseekable(skip.action) == "skipped", ~ended,
+        skip.image_id == ImageRow.id,
+        unseekable(skip.reviewer) == reviewer,
+        unseekable(skip.action) == "skipped",
+        ~ended,
     )
 
 
@@ -178,17 +179,16 @@ def _model_join(fingerprint: str):
     return and_(PredictionRow.image_id == ImageRow.id, PredictionRow.fingerprint == fingerprint)
 
 
-def _browse_where(predicted_label=None, final_label=None, reviewed=None, since=None, until=None, source=None,
-                  hide=lambda column: column):
+def _browse_where(filters: BrowseFilters, hide=lambda column: column) -> list:
     where = []
-    if predicted_label:
-        where.append(ImageRow.top_label == predicted_label)
-    if final_label:
-        where.append(ImageRow.current_label == final_label)
-    if reviewed is not None:
+    if filters.predicted_label:
+        where.append(ImageRow.top_label == filters.predicted_label)
+    if filters.final_label:
+        where.append(ImageRow.current_label == filters.final_label)
+    if filters.reviewed is not None:
         review_id = hide(ImageRow.current_review_id)
-        where.append(review_id.is_not(None) if reviewed else review_id.is_(None))
-    return where + _added_where(since, until, source)
+        where.append(review_id.is_not(None) if filters.reviewed else review_id.is_(None))
+    return where + _added_where(filters.since, filters.until, filters.source)
 
 
 def _added_where(since, until, source, hide=lambda column: column) -> list:

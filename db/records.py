@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Optional
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
 
-from db.models import LABEL_LENGTH, NAME_LENGTH, SOURCES, ImageRow, PredictionRow, ReviewRow
+from db.models import SOURCES, ImageRow, PredictionRow, ReviewRow
+from foodclf.labels import LABEL_LENGTH, NAME_LENGTH
 
 if TYPE_CHECKING:
     from foodclf.classifier import ClassificationResult
@@ -45,7 +46,12 @@ class ImageSummary:
 
 
 def record_image(
-    session: Session, loaded: "LoadedImage", *, source: str, added_by: str, stored_path: str,
+    session: Session,
+    loaded: "LoadedImage",
+    *,
+    source: str,
+    added_by: str,
+    stored_path: str,
 ) -> ImageRow:
     """Add a photo's row, or return the existing one with the same content id."""
     if source not in SOURCES:
@@ -53,11 +59,22 @@ def record_image(
     existing = find_image(session, loaded.content_id)
     if existing is not None:
         return existing
-    _insert_if_absent(session, ImageRow, ["content_id"], dict(
-        content_id=loaded.content_id, file_name=loaded.file_name[:255], stored_path=stored_path,
-        width=loaded.width, height=loaded.height, format=loaded.format, size_bytes=loaded.size_bytes,
-        source=source, added_by=(added_by or "unknown")[:NAME_LENGTH],
-    ))
+    _insert_if_absent(
+        session,
+        ImageRow,
+        ["content_id"],
+        dict(
+            content_id=loaded.content_id,
+            file_name=loaded.file_name[:255],
+            stored_path=stored_path,
+            width=loaded.width,
+            height=loaded.height,
+            format=loaded.format,
+            size_bytes=loaded.size_bytes,
+            source=source,
+            added_by=(added_by or "unknown")[:NAME_LENGTH],
+        ),
+    )
     return session.scalars(select(ImageRow).where(ImageRow.content_id == loaded.content_id)).one()
 
 
@@ -69,11 +86,21 @@ def record_prediction(session: Session, image: ImageRow, result: "Classification
         return existing
     scores = [{"label": str(s["label"]), "score": float(s["score"])} for s in result.class_scores]
     top_score = scores[0]["score"] if scores else 0.0
-    _insert_if_absent(session, PredictionRow, ["image_id", "fingerprint"], dict(
-        image_id=image.id, model_id=result.model_id[:255], fingerprint=result.fingerprint,
-        top_label=result.highest_probability_class[:LABEL_LENGTH], top_score=top_score, scores=scores,
-        uncertain=bool(result.uncertain), latency_ms=float(result.latency_ms),
-    ))
+    _insert_if_absent(
+        session,
+        PredictionRow,
+        ["image_id", "fingerprint"],
+        dict(
+            image_id=image.id,
+            model_id=result.model_id[:255],
+            fingerprint=result.fingerprint,
+            top_label=result.highest_probability_class[:LABEL_LENGTH],
+            top_score=top_score,
+            scores=scores,
+            uncertain=bool(result.uncertain),
+            latency_ms=float(result.latency_ms),
+        ),
+    )
     prediction = session.scalars(select(PredictionRow).where(where)).one()
     image.prediction_id = prediction.id
     image.top_label = prediction.top_label
@@ -93,13 +120,22 @@ def stored_content_ids(session: Session, content_ids: list[str], fingerprint: st
     """Which of these content ids are stored with a prediction by the model with this fingerprint."""
     found: set[str] = set()
     for start in range(0, len(content_ids), 500):  # stay under every backend's bound-parameter limit
-        chunk = content_ids[start:start + 500]
-        found.update(session.scalars(
-            select(ImageRow.content_id)
-            .join(PredictionRow, PredictionRow.image_id == ImageRow.id)
-            .where(ImageRow.content_id.in_(chunk), PredictionRow.fingerprint == fingerprint)
-        ))
+        chunk = content_ids[start : start + 500]
+        found.update(
+            session.scalars(
+                select(ImageRow.content_id)
+                .join(PredictionRow, PredictionRow.image_id == ImageRow.id)
+                .where(ImageRow.content_id.in_(chunk), PredictionRow.fingerprint == fingerprint)
+            )
+        )
     return found
+
+
+def model_summary(session: Session, content_id: str, fingerprint: str) -> Optional[ImageSummary]:
+    """A stored photo with one model's prediction of it, or None when that model has not classified it."""
+    by_model = and_(PredictionRow.image_id == ImageRow.id, PredictionRow.fingerprint == fingerprint)
+    row = session.execute(summary_select(by_model, inner=True).where(ImageRow.content_id == content_id)).one_or_none()
+    return None if row is None else to_summary(row)
 
 
 def image_summary(session: Session, key: int | str) -> Optional[ImageSummary]:
@@ -118,16 +154,34 @@ def image_history(session: Session, key: int | str) -> Optional[list[dict[str, A
         return None
     events: list[dict[str, Any]] = []
     for p in session.scalars(select(PredictionRow).where(PredictionRow.image_id == image.id)):
-        events.append(dict(
-            kind="prediction", at=p.created_at, id=p.id, model_id=p.model_id, fingerprint=p.fingerprint,
-            label=p.top_label, score=p.top_score, uncertain=p.uncertain, scores=p.scores,
-        ))
+        events.append(
+            dict(
+                kind="prediction",
+                at=p.created_at,
+                id=p.id,
+                model_id=p.model_id,
+                fingerprint=p.fingerprint,
+                label=p.top_label,
+                score=p.top_score,
+                uncertain=p.uncertain,
+                scores=p.scores,
+            )
+        )
     for r in session.scalars(select(ReviewRow).where(ReviewRow.image_id == image.id)):
-        events.append(dict(
-            kind="review", at=r.created_at, id=r.id, action=r.action, final_label=r.final_label,
-            reviewer=r.reviewer, note=r.note, prediction_id=r.prediction_id,
-            undoes_review_id=r.undoes_review_id, current=r.id == image.current_review_id,
-        ))
+        events.append(
+            dict(
+                kind="review",
+                at=r.created_at,
+                id=r.id,
+                action=r.action,
+                final_label=r.final_label,
+                reviewer=r.reviewer,
+                note=r.note,
+                prediction_id=r.prediction_id,
+                undoes_review_id=r.undoes_review_id,
+                current=r.id == image.current_review_id,
+            )
+        )
     # Ties in time (same clock tick) keep insertion order: predictions come before their reviews.
     events.sort(key=lambda e: (e["at"], e["kind"] == "review", e["id"]))
     return events
@@ -148,9 +202,16 @@ def to_summary(row) -> ImageSummary:
     """An ImageSummary from one row of summary_select()."""
     image, prediction, reviewer = row
     return ImageSummary(
-        image_id=image.id, content_id=image.content_id, file_name=image.file_name,
-        stored_path=image.stored_path, width=image.width, height=image.height, format=image.format,
-        source=image.source, added_by=image.added_by, added_at=image.added_at,
+        image_id=image.id,
+        content_id=image.content_id,
+        file_name=image.file_name,
+        stored_path=image.stored_path,
+        width=image.width,
+        height=image.height,
+        format=image.format,
+        source=image.source,
+        added_by=image.added_by,
+        added_at=image.added_at,
         prediction_id=prediction.id if prediction else None,
         model_id=prediction.model_id if prediction else None,
         fingerprint=prediction.fingerprint if prediction else None,
@@ -158,8 +219,11 @@ def to_summary(row) -> ImageSummary:
         predicted_score=prediction.top_score if prediction else None,
         uncertain=prediction.uncertain if prediction else None,
         scores=list(prediction.scores) if prediction else [],
-        current_review_id=image.current_review_id, final_label=image.current_label,
-        action=image.current_action, reviewed_at=image.reviewed_at, reviewed_by=reviewer,
+        current_review_id=image.current_review_id,
+        final_label=image.current_label,
+        action=image.current_action,
+        reviewed_at=image.reviewed_at,
+        reviewed_by=reviewer,
     )
 
 

@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from datetime import timedelta
 from typing import Optional
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased
 
-from db.models import DECISIONS, LABEL_LENGTH, NAME_LENGTH, ImageRow, PredictionRow, ReviewRow, utcnow
+from db.models import DECISIONS, ImageRow, PredictionRow, ReviewRow, utcnow
 from foodclf.errors import FoodclfError, ReviewConflict, UnknownCategory
-from foodclf.labels import NOT_FOOD, normalise_label
+from foodclf.labels import NOT_FOOD, clean_label, clean_reviewer_name, model_label
 
 REVIEW_ACTIONS = DECISIONS + ("skipped",)  # what submit_review accepts; `undone` comes from undo only
-_LABEL = re.compile(r"\w+")  # after normalise_label: letters, digits, underscores; safe as a folder name
-
-
-def clean_label(text: Optional[str]) -> str:
-    """A category typed by a moderator, as stored: "Apple Pie " -> "apple_pie"; refuses empty or odd names."""
-    label = normalise_label(text or "")
-    error = None
-    if not label.strip("_"):
-        error = "Pick or type a category for this photo."
-    elif len(label) > LABEL_LENGTH:
-        error = f"A category name can be at most {LABEL_LENGTH} characters."
-    elif not _LABEL.fullmatch(label):
-        odd = "".join(sorted({ch for ch in label if not re.fullmatch(r"\w", ch)}))
-        error = f"Use only letters, digits, spaces and hyphens in a category name (not {odd!r})."
-    if error:
-        raise UnknownCategory(error)
-    return label
-
-
-def model_label(label: str) -> str:
-    """A model's own label in stored form; characters a folder name cannot hold become underscores."""
-    return re.sub(r"\W+", "_", normalise_label(label)).strip("_")[:LABEL_LENGTH] or "unlabelled"
 
 
 def submit_review(
@@ -96,8 +71,13 @@ def submit_review(
         # What happened, whatever button was pressed: agreeing with the model is a confirmation.
         action = "not_food" if label == NOT_FOOD else "confirmed" if label == predicted else "corrected"
     review = ReviewRow(
-        image_id=image.id, prediction_id=prediction.id if prediction else None, action=action,
-        final_label=label, reviewer=reviewer, note=(note or "").strip() or None, created_at=utcnow(),
+        image_id=image.id,
+        prediction_id=prediction.id if prediction else None,
+        action=action,
+        final_label=label,
+        reviewer=reviewer,
+        note=(note or "").strip() or None,
+        created_at=utcnow(),
     )
     session.add(review)
     session.flush()
@@ -119,24 +99,29 @@ def undo_last_review(session: Session, reviewer: str) -> Optional[ReviewRow]:
     target = session.scalars(
         select(ReviewRow)
         .where(ReviewRow.reviewer == reviewer, ReviewRow.action != "undone", ~_is_undone(ReviewRow))
-        .order_by(ReviewRow.id.desc()).limit(1)
+        .order_by(ReviewRow.id.desc())
+        .limit(1)
     ).first()
     if target is None:
         return None
     if target.action != "skipped":
         _claim(session, target.image_id, target.id, undoing=True)
     undo = ReviewRow(
-        image_id=target.image_id, prediction_id=target.prediction_id, action="undone",
-        reviewer=reviewer, undoes_review_id=target.id, created_at=utcnow(),
+        image_id=target.image_id,
+        prediction_id=target.prediction_id,
+        action="undone",
+        reviewer=reviewer,
+        undoes_review_id=target.id,
+        created_at=utcnow(),
     )
     session.add(undo)
     session.flush()
     if target.action != "skipped":
         previous = session.scalars(
             select(ReviewRow)
-            .where(ReviewRow.image_id == target.image_id, ReviewRow.action.in_(DECISIONS),
-                   ~_is_undone(ReviewRow))
-            .order_by(ReviewRow.id.desc()).limit(1)
+            .where(ReviewRow.image_id == target.image_id, ReviewRow.action.in_(DECISIONS), ~_is_undone(ReviewRow))
+            .order_by(ReviewRow.id.desc())
+            .limit(1)
         ).first()
         _make_current(session, _load_image(session, target.image_id), previous)
         session.flush()
@@ -154,7 +139,9 @@ def _claim(session: Session, image_id: int, expected: Optional[int], undoing: bo
     current = ImageRow.current_review_id
     same = current.is_(None) if expected is None else current == expected
     result = session.execute(
-        update(ImageRow).where(ImageRow.id == image_id, same).values(current_review_id=current)
+        update(ImageRow)
+        .where(ImageRow.id == image_id, same)
+        .values(current_review_id=current)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1:
@@ -162,26 +149,16 @@ def _claim(session: Session, image_id: int, expected: Optional[int], undoing: bo
     if session.get(ImageRow, image_id, populate_existing=True) is None:
         raise FoodclfError("This photo is no longer in the database; reload the queue.")
     latest = session.scalars(
-        select(ReviewRow).where(ReviewRow.image_id == image_id, ReviewRow.action != "skipped")
-        .order_by(ReviewRow.id.desc()).limit(1)
+        select(ReviewRow)
+        .where(ReviewRow.image_id == image_id, ReviewRow.action != "skipped")
+        .order_by(ReviewRow.id.desc())
+        .limit(1)
     ).first()
-    raise ReviewConflict(_conflict_message(latest, undoing))
-
-
-def _conflict_message(review: Optional[ReviewRow], undoing: bool) -> str:
-    ask = ("their decision stands, so there is nothing of yours to undo on this photo." if undoing
-           else "look again and decide.")
-    if review is None:
-        return f"This photo's decision was just changed; {ask}"
-    ago = _ago(utcnow() - review.created_at)
-    if review.action == "undone":
-        return f"{review.reviewer} undid a decision on this photo {ago}; {ask}"
-    what = {
-        "confirmed": f"confirmed as {_spoken(review.final_label)}",
-        "corrected": f"corrected to {_spoken(review.final_label)}",
-        "not_food": "marked not food",
-    }.get(review.action, review.action)
-    return f"This photo was just reviewed by {review.reviewer} ({what}) {ago}; {ask}"
+    if latest is None:
+        raise ReviewConflict(undoing=undoing)
+    raise ReviewConflict(
+        latest.reviewer, latest.action, latest.final_label, utcnow() - latest.created_at, undoing=undoing
+    )
 
 
 def _make_current(session: Session, image: ImageRow, review: Optional[ReviewRow]) -> None:
@@ -211,22 +188,7 @@ def _judged_prediction(session: Session, image: ImageRow, prediction_id: Optiona
 
 
 def _clean_reviewer(reviewer: Optional[str]) -> str:
-    # Invisible format characters (zero-width space...) must not make a name out of nothing.
-    visible = "".join(ch for ch in reviewer or "" if unicodedata.category(ch) != "Cf")
-    name = " ".join(visible.split())[:NAME_LENGTH]
+    name = clean_reviewer_name(reviewer)
     if not name:
         raise FoodclfError("Enter your name before reviewing, so each decision can be traced.")
     return name
-
-
-def _spoken(label: Optional[str]) -> str:
-    return (label or "no label").replace("_", " ")
-
-
-def _ago(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
-        if seconds >= size:
-            n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''} ago"
-    return "just now"

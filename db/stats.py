@@ -17,7 +17,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, union
 from sqlalchemy.orm import Session
 
 from db.indexing import unseekable
@@ -68,10 +68,15 @@ def category_rates(session: Session, *, since=None, until=None) -> list[dict[str
     rows = []
     for label, counts in by_label.items():
         reviewed = sum(counts.values())
-        rows.append(dict(
-            label=label, reviewed=reviewed, **counts, confirmation_rate=counts["confirmed"] / reviewed,
-            correction_rate=(counts["corrected"] + counts["not_food"]) / reviewed,
-        ))
+        rows.append(
+            dict(
+                label=label,
+                reviewed=reviewed,
+                **counts,
+                confirmation_rate=counts["confirmed"] / reviewed,
+                correction_rate=(counts["corrected"] + counts["not_food"]) / reviewed,
+            )
+        )
     return sorted(rows, key=lambda row: (-row["reviewed"], row["label"]))
 
 
@@ -117,11 +122,15 @@ def daily_volume(session: Session, *, since=None, until=None) -> list[dict[str, 
     added = _range(ImageRow.added_at, since, until)
     logged = _range(ReviewRow.created_at, since, until)
     # The days to count: from the first photo or review in the range to the last (index seeks).
-    ends = session.execute(select(*(
-        select(extreme(column)).where(*where).scalar_subquery()
-        for column, where in ((ImageRow.added_at, added), (ReviewRow.created_at, logged))
-        for extreme in (func.min, func.max)
-    ))).one()
+    ends = session.execute(
+        select(
+            *(
+                select(extreme(column)).where(*where).scalar_subquery()
+                for column, where in ((ImageRow.added_at, added), (ReviewRow.created_at, logged))
+                for extreme in (func.min, func.max)
+            )
+        )
+    ).one()
     known = [t for t in ends if t is not None]
     if not known:
         return []
@@ -135,11 +144,12 @@ def daily_volume(session: Session, *, since=None, until=None) -> list[dict[str, 
         spans.append((max(start, low) if low else start, min(end, high) if high else end))
     added_counts = _range_counts(session, [_within(ImageRow.added_at, span) for span in spans])
     decided_counts = _range_counts(
-        session, [[ReviewRow.action.in_(DECISIONS), *_within(ReviewRow.created_at, span)] for span in spans])
+        session, [[ReviewRow.action.in_(DECISIONS), *_within(ReviewRow.created_at, span)] for span in spans]
+    )
     rows = [dict(day=day, added=a, decisions=d) for day, a, d in zip(days, added_counts, decided_counts)]
     # The ends came from any review; a skip or undo alone does not make a day.
     busy = [i for i, row in enumerate(rows) if row["added"] or row["decisions"]]
-    return rows[busy[0]:busy[-1] + 1] if busy else []
+    return rows[busy[0] : busy[-1] + 1] if busy else []
 
 
 def reviewer_activity(session: Session, *, since=None, until=None) -> list[dict[str, Any]]:
@@ -155,11 +165,13 @@ def reviewer_activity(session: Session, *, since=None, until=None) -> list[dict[
 
 def summary(session: Session, *, since=None, until=None) -> dict[str, int]:
     """Totals: images, predictions, reviewed, unreviewed, decisions, reviewers, and current decisions by action."""
-    current = dict(session.execute(
-        select(ImageRow.current_action, func.count())
-        .where(ImageRow.current_action.in_(DECISIONS), *_range(ImageRow.reviewed_at, since, until, seek=False))
-        .group_by(ImageRow.current_action)
-    ).all())
+    current = dict(
+        session.execute(
+            select(ImageRow.current_action, func.count())
+            .where(ImageRow.current_action.in_(DECISIONS), *_range(ImageRow.reviewed_at, since, until, seek=False))
+            .group_by(ImageRow.current_action)
+        ).all()
+    )
     activity = session.execute(_activity(since, until)).all()
     if since is None and until is None:
         # Whole tables: a COUNT(*) without WHERE is SQLite's fastest count, and every photo that
@@ -171,9 +183,12 @@ def summary(session: Session, *, since=None, until=None) -> dict[str, int]:
         # The (added_at, current_review_id) and (created_at) indices.
         images, reviewed = _count_in_range(session, ImageRow.added_at, since, until, also=ImageRow.current_review_id)
         unreviewed = images - reviewed
-        predictions, = _count_in_range(session, PredictionRow.created_at, since, until)
+        (predictions,) = _count_in_range(session, PredictionRow.created_at, since, until)
     return dict(
-        images=images, predictions=predictions, reviewed=sum(current.values()), unreviewed=unreviewed,
+        images=images,
+        predictions=predictions,
+        reviewed=sum(current.values()),
+        unreviewed=unreviewed,
         decisions=sum(n for _, action, n in activity if action in DECISIONS),
         reviewers=len({reviewer for reviewer, _, _ in activity}),
         **{action: current.get(action, 0) for action in DECISIONS},
@@ -186,7 +201,8 @@ def _decided(actions, since, until) -> list:
     Every column is in the (current_action, judged_label, current_label, reviewed_at) index.
     """
     return [
-        ImageRow.current_action.in_(actions), ImageRow.judged_label.is_not(None),
+        ImageRow.current_action.in_(actions),
+        ImageRow.judged_label.is_not(None),
         *_range(ImageRow.reviewed_at, since, until, seek=False),
     ]
 
@@ -211,8 +227,9 @@ def _count_in_range(session: Session, column, since, until, *, also=None) -> lis
     table = column.class_
     counts = [func.count()] + ([func.count(also)] if also is not None else [])
     inside = _range(column, since, until)
-    first, last = session.execute(select(
-        select(func.min(column)).scalar_subquery(), select(func.max(column)).scalar_subquery())).one()
+    first, last = session.execute(
+        select(select(func.min(column)).scalar_subquery(), select(func.max(column)).scalar_subquery())
+    ).one()
     if first is None:
         return [0] * len(counts)
     low, high = as_utc(since, "since") or first, as_utc(until, "until", end=True) or last
@@ -232,7 +249,7 @@ def _range_counts(session: Session, conditions: list[list]) -> list[int]:
     """COUNT(*) for each list of conditions on one table, as scalar subqueries of a few SELECTs."""
     counts: list[int] = []
     for start in range(0, len(conditions), SPANS_PER_QUERY):
-        chunk = conditions[start:start + SPANS_PER_QUERY]
+        chunk = conditions[start : start + SPANS_PER_QUERY]
         stmt = select(*(select(func.count()).where(*where).scalar_subquery() for where in chunk))
         counts.extend(session.execute(stmt).one())
     return counts
@@ -258,3 +275,16 @@ def _range(column, since, until, *, seek: bool = True) -> list:
 def _within(column, span) -> list:
     low, high = span
     return [column >= low, column < high]
+
+
+def known_labels(session: Session) -> list[str]:
+    """Every label that is a photo's latest predicted top label or its current final label, sorted.
+
+    Each half of the UNION reads one covering index on its label column, with no table read and
+    no counting: cheaper than the two GROUP BYs of the statistics at a million photos.
+    """
+    stmt = union(
+        select(ImageRow.top_label).where(ImageRow.top_label.is_not(None)).distinct(),
+        select(ImageRow.current_label).where(ImageRow.current_label.is_not(None)).distinct(),
+    )
+    return sorted(session.scalars(stmt))

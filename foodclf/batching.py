@@ -47,6 +47,7 @@ def classify_stream(
     top_k: int | None = None,
     batch_size: int | None = None,
     workers: int | None = None,
+    max_pixels: int | None = None,
 ) -> Iterator[BatchItem]:
     """Classify a stream of photos in batches, yielding one BatchItem per source, in input order.
 
@@ -56,6 +57,7 @@ def classify_stream(
         top_k: classes per result (None: the classifier's setting; 0: all).
         batch_size: images per forward pass (None: the classifier's setting).
         workers: decoding threads (None: the classifier's setting; 0: decode inline).
+        max_pixels: largest image accepted (None: the classifier's setting), e.g. a server's own limit.
 
     Returns:
         An iterator of BatchItem; a refused file carries its error and the stream goes on.
@@ -65,7 +67,7 @@ def classify_stream(
 
     def prepare(source) -> _Prepared:
         try:
-            loaded = _load(source, classifier)
+            loaded = _load(source, classifier, max_pixels or classifier.max_pixels)
             return _Prepared(source, loaded, classifier.preprocess([loaded.image]), None)
         except FoodclfError as err:
             return _Prepared(source, None, None, err)
@@ -123,11 +125,16 @@ def _run(classifier, waiting: list[_Prepared], top_k) -> Iterator[BatchItem]:
             yield BatchItem(item.source, loaded=item.loaded, result=next(results))
 
 
-def _load(source, classifier) -> LoadedImage:
+def _load(source, classifier, max_pixels: int) -> LoadedImage:
     if isinstance(source, LoadedImage):
         return source
     name = None
     if isinstance(source, tuple) and len(source) == 2:
         name, source = source
-    return load_image(source, max_bytes=classifier.max_bytes, max_pixels=classifier.max_pixels, name=name,
-                      draft=2 * classifier.input_size)
+    return load_image(
+        source,
+        max_bytes=classifier.max_bytes,
+        max_pixels=max_pixels,
+        name=name,
+        draft=2 * classifier.input_size,
+    )

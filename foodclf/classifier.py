@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,9 +19,18 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 from PIL import Image
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    AutoModelForZeroShotImageClassification,
+    AutoProcessor,
+)
+from transformers.utils import logging as hf_logging
 
+from foodclf.batching import classify_stream
 from foodclf.errors import ModelUnavailable
-from foodclf.labels import FOOD101_LABELS, display_label  # noqa: F401  (re-exported)
+from foodclf.labels import FOOD101_LABELS, display_label
 from foodclf.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -173,8 +183,6 @@ class Classifier:
 
     def classify_many(self, sources: Iterable, top_k: int | None = None, **options) -> Iterator:
         """Stream sources (paths, bytes, files) through the batch path; see foodclf.batching."""
-        from foodclf.batching import classify_stream
-
         return classify_stream(self, sources, top_k=top_k, **options)
 
     def _autocast(self):
@@ -202,6 +210,7 @@ def _as_tensor(output) -> torch.Tensor:
 
 
 # ---- device and precision -------------------------------------------------------------------
+
 
 def pick_device(setting: str = "auto") -> torch.device:
     """auto: the GPU when there is one, else the CPU."""
@@ -252,8 +261,11 @@ def load_classifier(settings: Settings, model: str | None = None) -> Classifier:
     key = (model_id, settings.device, settings.precision, settings.zero_shot_labels)
     options = dict(
         uncertainty=Uncertainty(settings.uncertain_below, settings.uncertain_margin),
-        top_k=settings.top_k, batch_size=settings.batch_size, workers=settings.workers,
-        max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels,
+        top_k=settings.top_k,
+        batch_size=settings.batch_size,
+        workers=settings.workers,
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels,
     )
     view_key = key + tuple(sorted((name, repr(value)) for name, value in options.items()))
     with _CACHE_LOCK:
@@ -273,26 +285,22 @@ def forget_classifiers() -> None:
 
 
 def _load(model_id: str, settings: Settings) -> Classifier:
-    from transformers import AutoConfig
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # our own progress bars are the ones people read
     started = time.perf_counter()
     device = pick_device(settings.device)
     precision = pick_precision(settings.precision, device)
-    local = looks_local(model_id)
-    if local and not Path(model_id).expanduser().is_dir():
-        raise ModelUnavailable(
+    config, offline = read_config(
+        model_id,
+        missing=(
             f"There is no model folder at {model_id}. Set FOODCLF_MODEL to a folder written by "
             "`save_pretrained` (or by `python -m foodclf train`), or to a Hugging Face hub id."
-        )
-    offline = local_files_only(model_id)
+        ),
+    )
     try:
-        config = AutoConfig.from_pretrained(model_id, local_files_only=offline)
         if is_zero_shot(config):
             classifier = _load_zero_shot(model_id, settings, device, precision, offline)
         else:
-            classifier = _load_image_classifier(model_id, device, precision, offline)
+            model, processor = load_pretrained(model_id, offline)
+            classifier = _image_classifier(model_id, model, processor, device, precision)
     except ModelUnavailable:
         raise
     except (OSError, ValueError, KeyError) as err:
@@ -300,6 +308,31 @@ def _load(model_id: str, settings: Settings) -> Classifier:
     classifier.load_seconds = time.perf_counter() - started
     log.info("loaded %s (%s, %s) in %.1f s", model_id, device, precision, classifier.load_seconds)
     return classifier
+
+
+def read_config(model_id: str, *, missing: str):
+    """A model's config from its folder or the hub, and whether the hub is out of reach (offline).
+
+    Serving and training both open models through this and load_pretrained.
+
+    Raises:
+        ModelUnavailable: `missing` for a folder that is not there; else why the model cannot be had.
+    """
+    hf_logging.disable_progress_bar()  # our own progress bars are the ones people read
+    if looks_local(model_id) and not Path(model_id).expanduser().is_dir():
+        raise ModelUnavailable(missing)
+    offline = local_files_only(model_id)
+    try:
+        return AutoConfig.from_pretrained(model_id, local_files_only=offline), offline
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelUnavailable(load_error_message(model_id, err)) from err
+
+
+def load_pretrained(model_id: str, offline: bool):
+    """An image-classification model (in eval mode) and its image processor: (model, processor)."""
+    processor = AutoImageProcessor.from_pretrained(model_id, local_files_only=offline)
+    model = AutoModelForImageClassification.from_pretrained(model_id, local_files_only=offline)
+    return model.eval(), processor
 
 
 def is_zero_shot(config) -> bool:
@@ -318,8 +351,6 @@ def local_files_only(model_id: str) -> bool:
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
-    import socket
-
     try:
         socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
         return True
@@ -327,23 +358,22 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _load_image_classifier(model_id: str, device: torch.device, precision: str, offline=False) -> Classifier:
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
-
-    processor = AutoImageProcessor.from_pretrained(model_id, local_files_only=offline)
-    model = AutoModelForImageClassification.from_pretrained(model_id, local_files_only=offline)
+def _image_classifier(model_id: str, model, processor, device: torch.device, precision: str) -> Classifier:
     model = model.to(device).eval()
     id2label = model.config.id2label
     labels = [str(id2label[i]) for i in range(len(id2label))]
     return Classifier(
-        model_id=model_id, model=model, processor=processor, labels=labels, device=device,
-        precision=precision, fingerprint=weights_fingerprint(model, labels),
+        model_id=model_id,
+        model=model,
+        processor=processor,
+        labels=labels,
+        device=device,
+        precision=precision,
+        fingerprint=weights_fingerprint(model, labels),
     )
 
 
 def _load_zero_shot(model_id: str, settings: Settings, device, precision, offline=False) -> Classifier:
-    from transformers import AutoModelForZeroShotImageClassification, AutoProcessor
-
     processor = AutoProcessor.from_pretrained(model_id, local_files_only=offline)
     model = AutoModelForZeroShotImageClassification.from_pretrained(model_id, local_files_only=offline)
     model = model.to(device).eval()
@@ -353,8 +383,14 @@ def _load_zero_shot(model_id: str, settings: Settings, device, precision, offlin
     with torch.inference_mode():
         text = _as_tensor(model.get_text_features(**tokens)).float()
     classifier = Classifier(
-        model_id=model_id, model=model, processor=processor, labels=labels, device=device,
-        precision=precision, fingerprint=weights_fingerprint(model, labels), zero_shot=True,
+        model_id=model_id,
+        model=model,
+        processor=processor,
+        labels=labels,
+        device=device,
+        precision=precision,
+        fingerprint=weights_fingerprint(model, labels),
+        zero_shot=True,
     )
     classifier._text_embeds = text / text.norm(dim=-1, keepdim=True)
     return classifier

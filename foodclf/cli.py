@@ -1,23 +1,248 @@
-"""`python -m foodclf COMMAND ...`: dispatches to one command module, imported only when chosen."""
+"""`python -m foodclf COMMAND ...`: every command in one place, each a thin call into the library.
+
+Each command is a pair: `_<name>_arguments(parser)` declares its options, `<name>(args, settings)`
+runs it and returns the exit code. COMMANDS lists them, with their one-line help.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
 import logging
 import sys
+from datetime import date
 
+from db.export_rows import ExportFilters
+from db.models import SOURCES
+from foodclf.api.app import check_exposure, create_app
+from foodclf.classifier import ClassificationResult, load_classifier
 from foodclf.errors import FoodclfError
-from foodclf.settings import load_settings
+from foodclf.evaluation.report import evaluate_model
+from foodclf.images import find_images
+from foodclf.ingest import IngestOutcome, ingest_folder
+from foodclf.labels import display_label, normalise_label
+from foodclf.model_registry import active_model_name
+from foodclf.settings import Settings, load_settings
+from foodclf.training.backbone import CURRENT, EFFICIENTNET_LITE0
+from foodclf.training.train import train_model
 
-# command -> (module with add_arguments(parser) and run(args, settings) -> int, one-line help)
+# ---- classify ---------------------------------------------------------------------------------
+
+
+def _classify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="photos, or folders to search for photos")
+    parser.add_argument("--model", help="hub id or model folder (default: FOODCLF_MODEL)")
+    parser.add_argument("--top-k", type=int, default=None, help="categories per photo (0: all; default: FOODCLF_TOP_K)")
+    parser.add_argument("--labels", help="comma-separated categories for a CLIP model (zero-shot)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
+    parser.add_argument("--batch-size", type=int, default=None, help="photos per forward pass")
+
+
+def classify(args: argparse.Namespace, settings: Settings) -> int:
+    """Print what each photo shows; bad files are reported on stderr, not fatal."""
+    if args.top_k is not None and args.top_k < 0:
+        print("foodclf classify: --top-k must be 0 (all) or more.", file=sys.stderr)
+        return 2
+    paths = find_images(args.paths)
+    if not paths:
+        print("foodclf classify: no photos found in " + ", ".join(args.paths), file=sys.stderr)
+        return 1
+    if args.labels:
+        settings = settings.replace(zero_shot_labels=tuple(x.strip() for x in args.labels.split(",") if x.strip()))
+    classifier = load_classifier(settings, args.model)
+    refused = 0
+    for item in classifier.classify_many(paths, top_k=args.top_k, batch_size=args.batch_size):
+        if not item.ok:
+            refused += 1
+            print(f"{item.source}: {item.error}", file=sys.stderr)
+        elif args.json:
+            record = {"path": str(item.source), "id": item.loaded.content_id, **item.result.to_dict()}
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+        else:
+            print(_result_text(str(item.source), item.result), flush=True)
+    if refused:
+        print(f"foodclf classify: {refused} of {len(paths)} files could not be classified.", file=sys.stderr)
+    return 1 if refused else 0
+
+
+def _result_text(path: str, result: ClassificationResult) -> str:
+    flag = "  (uncertain)" if result.uncertain else ""
+    lines = [f"{path}: {display_label(result.highest_probability_class)} {result.top_score:.1%}{flag}"]
+    lines += [f"    {s['score']:6.1%}  {display_label(s['label'])}" for s in result.class_scores]
+    return "\n".join(lines)
+
+
+# ---- ingest -----------------------------------------------------------------------------------
+
+
+def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", metavar="DIR", help="folder to search for photos (recursively)")
+    parser.add_argument("--model", help="hub id or model folder (default: the model in use)")
+    parser.add_argument("--source", choices=SOURCES, default="folder", help="recorded as where photos came from")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary line")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """Classify every photo under a folder into the database and the image store (resumable)."""
+    from tqdm import tqdm
+
+    # Without --model, ingest with the model the dashboard and the API use.
+    classifier = load_classifier(settings, args.model or active_model_name(settings))
+    bar = tqdm(unit="photo", desc="ingest", file=sys.stderr, disable=args.no_progress or args.json, dynamic_ncols=True)
+
+    def step(outcome: IngestOutcome, path: str) -> None:
+        if not outcome.ok:
+            bar.write(f"{path}: {outcome.error}", file=sys.stderr)  # above the bar, not through it
+        bar.update(1)
+
+    try:
+        report = ingest_folder(settings, args.folder, classifier, source=args.source, on_outcome=step)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        print(f"foodclf ingest: {report.summary()}.")
+    return 1 if report.refused else 0
+
+
+# ---- train ------------------------------------------------------------------------------------
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="folder of photos laid out as <label>/<file> (as the image-folder export)")
+    source.add_argument("--from-db", action="store_true", help="the moderators' current decisions in the database")
+    parser.add_argument(
+        "--only-corrected", action="store_true", help="with --from-db: only decisions that changed the model's label"
+    )
+    parser.add_argument("--since", type=date.fromisoformat, help="with --from-db: decided on or after YYYY-MM-DD")
+    parser.add_argument("--until", type=date.fromisoformat, help="with --from-db: decided on or before YYYY-MM-DD")
+    parser.add_argument("--labels", help="with --from-db: only these labels (comma-separated)")
+    parser.add_argument("--val", help="folder of validation photos (default: a stratified 20%% of the data)")
+    parser.add_argument(
+        "--base",
+        default=EFFICIENTNET_LITE0,
+        help=f"{EFFICIENTNET_LITE0} (default, offline), {CURRENT} (the model in use), or a model folder / hub id",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("head", "full"),
+        default="head",
+        help="head: a new last layer on cached features (CPU, default); full: every layer (GPU)",
+    )
+    parser.add_argument("--out", help="folder for the new model (default: FOODCLF_MODEL_DIR/<base>-<mode>-<time>)")
+    parser.add_argument("--epochs", type=int, help="most epochs (default: 300 for head, 10 for full)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default: 0)")
+    parser.add_argument(
+        "--no-refit", action="store_true", help="head mode: keep the head fitted without the validation photos"
+    )
+    parser.add_argument("--activate", action="store_true", help="make the new model the one in use")
+    parser.add_argument("--no-register", action="store_true", help="do not record the model in the database")
+    parser.add_argument("--json", action="store_true", help="print the training report as JSON")
+
+
+def train(args: argparse.Namespace, settings: Settings) -> int:
+    """Train a model from labelled photos or the moderators' decisions and record it in the registry."""
+    error = None
+    db_only = args.only_corrected or args.since or args.until or args.labels
+    if db_only and not args.from_db:
+        error = "--only-corrected, --since, --until and --labels go with --from-db."
+    elif args.epochs is not None and args.epochs < 1:
+        error = "--epochs must be 1 or more."
+    elif args.since and args.until and args.until < args.since:
+        error = "--until is before --since."
+    if error:
+        print(f"foodclf train: {error}", file=sys.stderr)
+        return 2
+    source = args.data
+    if args.from_db:
+        labels = tuple(normalise_label(x) for x in (args.labels or "").split(",") if x.strip())
+        source = ExportFilters(only_corrected=args.only_corrected, since=args.since, until=args.until, labels=labels)
+    report = train_model(
+        settings,
+        source,
+        base=args.base,
+        mode=args.mode,
+        out=args.out,
+        val=args.val,
+        epochs=args.epochs,
+        seed=args.seed,
+        refit=not args.no_refit,
+        register=not args.no_register,
+        activate=args.activate,
+        bars=not args.json,
+    )
+    print(json.dumps(report.to_dict(), default=str) if args.json else report.summary())
+    return 0
+
+
+# ---- evaluate ---------------------------------------------------------------------------------
+
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model folder or hub id (default: FOODCLF_MODEL)")
+    parser.add_argument("--data", required=True, help="folder of photos laid out as <label>/<file>")
+    parser.add_argument("--out", help="folder for metrics.json, per_class.csv, confusion.csv/.png, mistakes.csv")
+    parser.add_argument("--top-k", type=int, default=5, help="k of top-k accuracy (default: 5)")
+    parser.add_argument("--mistakes", type=int, default=20, help="confident mistakes to list (default: 20)")
+    parser.add_argument("--json", action="store_true", help="print every figure as one JSON object")
+
+
+def evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """Accuracy, top-k, macro F1, per-label table, confusion and confident mistakes on a labelled folder."""
+    if args.top_k < 1:
+        print("foodclf evaluate: --top-k must be 1 or more.", file=sys.stderr)
+        return 2
+    evaluation = evaluate_model(
+        settings, args.model, args.data, out=args.out, top_k=args.top_k, mistakes=args.mistakes, bars=not args.json
+    )
+    print(json.dumps(evaluation.to_dict(), ensure_ascii=False) if args.json else evaluation.summary())
+    return 0
+
+
+# ---- serve ------------------------------------------------------------------------------------
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need FOODCLF_API_TOKENS)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="uvicorn's log level (default info)",
+    )
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the HTTP API with uvicorn: one process, so the model is loaded once."""
+    import uvicorn  # only this command serves: the others start without it
+
+    check_exposure(args.host, settings)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level, server_header=False)
+    return 0
+
+
+# name -> (one-line help, declares the options, runs the command)
 COMMANDS = {
-    "classify": ("foodclf.commands.classify", "Classify photos or folders and print the top categories."),
-    "ingest": ("foodclf.ingest", "Classify every photo in a folder into the database and image store."),
-    "train": ("foodclf.training.command", "Train a new model from labelled photos or the moderators' reviews."),
-    "evaluate": ("foodclf.evaluation", "Measure a model on a folder of labelled photos."),
-    "serve": ("foodclf.api.command", "Start the HTTP API."),
+    "classify": ("Classify photos or folders and print the top categories.", _classify_arguments, classify),
+    "ingest": ("Classify every photo in a folder into the database and image store.", _ingest_arguments, ingest),
+    "train": ("Train a new model from labelled photos or the moderators' reviews.", _train_arguments, train),
+    "evaluate": ("Measure a model on a folder of labelled photos.", _evaluate_arguments, evaluate),
+    "serve": ("Start the HTTP API.", _serve_arguments, serve),
 }
+
+
+def parser_for(name: str) -> argparse.ArgumentParser:
+    """The argument parser of one command."""
+    help_text, arguments, _ = COMMANDS[name]
+    parser = argparse.ArgumentParser(prog=f"python -m foodclf {name}", description=help_text)
+    arguments(parser)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,14 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage(), file=sys.stderr)
         return 2
     name = argv[0]
-    module_name, help_text = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"python -m foodclf {name}", description=help_text)
-    module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
+    args = parser_for(name).parse_args(argv[1:])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return module.run(args, load_settings())
+        return COMMANDS[name][2](args, load_settings())
     except FoodclfError as err:
         print(f"foodclf {name}: {err}", file=sys.stderr)
         return 1
@@ -49,6 +270,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _usage() -> str:
     lines = ["usage: python -m foodclf COMMAND [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    lines += [f"  {name:<10} {help_text}" for name, (help_text, _, _) in COMMANDS.items()]
     lines += ["", "Run `python -m foodclf COMMAND --help` for a command's options."]
     return "\n".join(lines)

@@ -168,8 +168,13 @@ def decode_image(
     finally:
         image.close()
     return LoadedImage(
-        image=rgb, content_id=content_id(data), data=data, format=fmt,
-        file_name=name, width=width, height=height,
+        image=rgb,
+        content_id=content_id(data),
+        data=data,
+        format=fmt,
+        file_name=name,
+        width=width,
+        height=height,
     )
 
 
@@ -185,9 +190,7 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
         except UnidentifiedImageError:
             kind = _claimed_format(data)
             if kind:
-                raise ImageRejected(
-                    f"This {kind} file is corrupt or has no pixels, so it cannot be opened."
-                ) from None
+                raise ImageRejected(f"This {kind} file is corrupt or has no pixels, so it cannot be opened.") from None
             raise ImageRejected(
                 "This file is not an image we can open; please upload a JPEG, PNG, WebP or GIF photo."
             ) from None
@@ -205,9 +208,7 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageRejected(f"The image has no pixels ({width} × {height}).")
     if width * height > max_pixels:
         image.close()
-        raise ImageTooLarge(
-            f"The image is {width:,} × {height:,} pixels; the limit is {max_pixels:,} pixels in all."
-        )
+        raise ImageTooLarge(f"The image is {width:,} × {height:,} pixels; the limit is {max_pixels:,} pixels in all.")
     return image
 
 
@@ -230,13 +231,13 @@ def _upright(image: Image.Image) -> Image.Image:
     """Apply EXIF orientation; a missing or invalid value (0 is common in Food-101) means as stored."""
     try:
         orientation = image.getexif().get(0x0112, 1)
-    except Exception:  # a broken EXIF block must not cost us the photo itself
+    except Exception:  # noqa: BLE001  (a broken EXIF block must not cost us the photo itself)
         return image
     if orientation not in (2, 3, 4, 5, 6, 7, 8):
         return image
     try:
         return ImageOps.exif_transpose(image)
-    except Exception:
+    except Exception:  # noqa: BLE001  (Pillow raises many kinds on odd EXIF; the photo as stored is fine)
         return image
 
 
@@ -273,7 +274,7 @@ def _to_srgb(image: Image.Image) -> Image.Image:
         return image
     try:
         return ImageCms.profileToProfile(image, io.BytesIO(profile), _SRGB, outputMode="RGB")
-    except Exception:  # a malformed profile: fall back to the raw pixels
+    except Exception:  # noqa: BLE001  (a malformed profile: fall back to the raw pixels)
         return image
 
 
@@ -290,7 +291,8 @@ def find_images(paths) -> list[Path]:
         if path.is_dir():
             found.extend(
                 sorted(
-                    p for p in path.rglob("*")
+                    p
+                    for p in path.rglob("*")
                     if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in FOLDER_EXTENSIONS
                 )
             )

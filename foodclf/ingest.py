@@ -1,37 +1,182 @@
-"""`foodclf ingest DIR`: classify every photo under a folder into the database and the image store.
+"""The one way photos come in: skip those already stored, classify the rest, store them.
 
-Resumable by construction: each photo's bytes are stored, then its rows are committed in one
-transaction, so a run killed halfway keeps what it finished and the next run skips it.
+The dashboard's uploads, the HTTP API and `foodclf ingest` all call `ingest_photos` and only adapt
+its input (bytes, files, paths) and its output (one IngestOutcome per input). Each photo's bytes
+are written to the image store first, atomically, then its rows are committed in one transaction:
+a run killed halfway keeps what it finished, and the next run passes it over.
 """
 
 from __future__ import annotations
 
-import argparse
-import getpass
-import json
-import sys
+import logging
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from db.engine import open_database, session_scope
 from db.models import SOURCES, ImageRow
-from db.records import record_image, record_prediction, stored_content_ids
-from foodclf.errors import FoodclfError
-from foodclf.images import LoadedImage, content_id, find_images, read_source
-from foodclf.settings import Settings
+from db.records import ImageSummary, image_summary, model_summary, record_image, record_prediction
+from foodclf.classifier import ClassificationResult, Classifier
+from foodclf.errors import FoodclfError, StorageFailed
+from foodclf.images import ImageSource, LoadedImage, content_id, display_name, find_images, read_source
+from foodclf.settings import Settings, local_user
 from foodclf.store import ImageStore
+
+STORE_FAILED = "This photo could not be saved; the details are in the server log. Please try again."
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """What became of one input photo.
+
+    status: `stored` (classified now and saved), `known` (already stored with this model's
+    prediction: not classified again) or `refused` (error says why; nothing was saved).
+    """
+
+    index: int  # the input's position
+    name: str
+    status: str
+    content_id: Optional[str] = None
+    photo: Optional[ImageSummary] = None  # the stored photo afterwards, with this model's prediction
+    result: Optional[ClassificationResult] = None  # the new prediction (stored only)
+    error: Optional[FoodclfError] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def store_photo(
+    session: Session,
+    settings: Settings,
+    loaded: LoadedImage,
+    result: ClassificationResult,
+    *,
+    source: str,
+    added_by: str,
+) -> ImageRow:
+    """Keep one classified photo: bytes into the image store, then its image and prediction rows.
+
+    The bytes are written first (atomically), so a committed row always has its file; the caller
+    commits the session.
+
+    Returns:
+        The ImageRow (new, or the existing one for the same content id) with the prediction recorded.
+    """
+    stored_path = ImageStore(settings.image_dir).save(loaded)
+    image = record_image(session, loaded, source=source, added_by=added_by, stored_path=stored_path)
+    record_prediction(session, image, result)
+    return image
+
+
+def ingest_photos(
+    engine: Engine,
+    settings: Settings,
+    classifier: Classifier,
+    photos: Iterable[tuple[Optional[str], ImageSource]],
+    *,
+    source: str,
+    added_by: str,
+    top_k: Optional[int] = None,
+) -> Iterator[IngestOutcome]:
+    """Store every photo not yet stored with this classifier's prediction; one outcome per input.
+
+    Outcomes come as each photo is done (known and refused ones first, classified ones after their
+    batch), each with its input `index`; read lazily, so a folder of any size streams through.
+
+    Args:
+        photos: (name, source) pairs; a source is bytes, a path or a binary file. A None name is
+            taken from the path, or "photo".
+        source: recorded on new photos: upload, folder or api.
+        added_by: recorded on new photos.
+        top_k: scores kept with each new prediction (None: the classifier's setting; 0: all).
+    """
+    if source not in SOURCES:
+        raise ValueError(f"source: expected one of {', '.join(SOURCES)}, not {source!r}")
+    ready: deque[IngestOutcome] = deque()  # known and refused outcomes, found while feeding the model
+    names: dict[int, tuple[int, str]] = {}  # id() of a (name, bytes) pair handed to the model -> (index, name)
+    seen: set[str] = set()  # content ids handed to the model in this run
+    again: list[IngestOutcome] = []  # the same photo a second time: answered once the first is stored
+    failed: dict[str, FoodclfError] = {}  # content id -> why its first copy was refused
+
+    def to_classify() -> Iterator[tuple[str, bytes]]:
+        for index, (name, photo) in enumerate(photos):
+            try:
+                data, read_name = read_source(photo, settings.max_upload_bytes)  # oversize: refused unread
+            except FoodclfError as err:
+                ready.append(IngestOutcome(index, display_name(name or str(photo)), "refused", error=err))
+                continue
+            name = display_name(name) if name else read_name
+            cid = content_id(data)
+            with session_scope(engine) as session:
+                known = model_summary(session, cid, classifier.fingerprint)
+            if known is not None:
+                ready.append(IngestOutcome(index, name, "known", cid, known))
+                continue
+            if cid in seen:
+                again.append(IngestOutcome(index, name, "known", cid))
+                continue
+            seen.add(cid)
+            pair = (name, data)
+            names[id(pair)] = (index, name)
+            yield pair
+
+    for item in classifier.classify_many(to_classify(), top_k=top_k, max_pixels=settings.max_pixels):
+        while ready:
+            yield ready.popleft()
+        index, name = names.pop(id(item.source))
+        outcome = (
+            IngestOutcome(index, name, "refused", content_id(item.source[1]), error=item.error)
+            if not item.ok
+            else _store(engine, settings, index, name, item.loaded, item.result, source, added_by)
+        )
+        if not outcome.ok and outcome.content_id:
+            failed[outcome.content_id] = outcome.error
+        yield outcome
+    while ready:
+        yield ready.popleft()
+    for outcome in again:
+        if outcome.content_id in failed:
+            yield IngestOutcome(
+                outcome.index, outcome.name, "refused", outcome.content_id, error=failed[outcome.content_id]
+            )
+            continue
+        with session_scope(engine) as session:
+            photo = model_summary(session, outcome.content_id, classifier.fingerprint)
+        yield IngestOutcome(outcome.index, outcome.name, "known", outcome.content_id, photo)
+
+
+def _store(engine, settings, index, name, loaded, result, source, added_by) -> IngestOutcome:
+    try:
+        with session_scope(engine) as session:
+            store_photo(session, settings, loaded, result, source=source, added_by=added_by)
+            photo = image_summary(session, loaded.content_id)
+    except FoodclfError as err:
+        return IngestOutcome(index, name, "refused", loaded.content_id, error=err)
+    except Exception:  # noqa: BLE001  (a full disk or a locked database: this photo fails, the rest go on)
+        log.exception("could not store the photo %s", name)
+        return IngestOutcome(index, name, "refused", loaded.content_id, error=StorageFailed(STORE_FAILED))
+    return IngestOutcome(index, name, "stored", loaded.content_id, photo, result)
+
+
+def ingest_in_order(*args, **kwargs) -> list[IngestOutcome]:
+    """ingest_photos' outcomes as a list in input order (for a request or an upload of a few photos)."""
+    return sorted(ingest_photos(*args, **kwargs), key=lambda outcome: outcome.index)
 
 
 @dataclass
 class IngestReport:
-    """What one ingest run did."""
+    """What one folder ingest did."""
 
     files: int = 0  # image files found under the folder
     stored: int = 0  # classified and saved by this run
-    already: int = 0  # already stored with this model's prediction (or a duplicate file in the folder)
+    already: int = 0  # already stored with this model's prediction (or the same file twice in the folder)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
     def summary(self) -> str:
@@ -45,151 +190,44 @@ class IngestReport:
         return data
 
 
-def store_upload(
-    session: Session, settings: Settings, loaded: LoadedImage, result, *, source: str, added_by: str,
-) -> ImageRow:
-    """Keep one classified photo: bytes into the image store, then its image and prediction rows.
-
-    The dashboard, the API and ingest all store photos through this. The bytes are written first
-    (atomically), so a committed row always has its file; the caller commits the session.
-
-    Args:
-        loaded: the photo, from foodclf.images.load_image.
-        result: the ClassificationResult for it.
-        source: upload, folder or api.
-        added_by: who added it.
-
-    Returns:
-        The ImageRow (new, or the existing one for the same content id) with the prediction recorded.
-    """
-    stored_path = ImageStore(settings.image_dir).save(loaded)
-    image = record_image(session, loaded, source=source, added_by=added_by, stored_path=stored_path)
-    record_prediction(session, image, result)
-    return image
-
-
 def ingest_folder(
     settings: Settings,
     folder,
-    classifier,
+    classifier: Classifier,
     *,
     source: str = "folder",
     added_by: str = "",
-    progress: bool = True,
-    on_refused: Optional[Callable[[str, str], None]] = None,
+    on_outcome: Optional[Callable[[IngestOutcome, str], None]] = None,
 ) -> IngestReport:
     """Classify and store every photo under `folder` not yet stored with this classifier's prediction.
 
     Args:
         folder: a folder (searched recursively) or a single photo.
-        classifier: a foodclf Classifier (see load_classifier).
-        source: recorded on new images: upload, folder or api.
-        added_by: recorded on new images (default: FOODCLF_REVIEWER or the login name).
-        progress: show a tqdm bar on stderr.
-        on_refused: called with (path, reason) for each file that cannot be classified.
-
-    Returns:
-        An IngestReport with the counts and every refused file.
+        source: recorded on new photos: upload, folder or api.
+        added_by: recorded on new photos (default: FOODCLF_REVIEWER or the login name).
+        on_outcome: called with each outcome and its file's path, as it is done (a progress bar).
 
     Raises:
         FoodclfError: the folder does not exist.
     """
-    if source not in SOURCES:
-        raise ValueError(f"source: expected one of {', '.join(SOURCES)}, not {source!r}")
     folder = Path(folder)
     if not folder.exists():
         raise FoodclfError(f"There is no folder or file at {folder}.")
-    added_by = added_by or default_user(settings)
     engine = open_database(settings)
     ImageStore(settings.image_dir).remove_leftovers()
     files = find_images([folder])
     report = IngestReport(files=len(files))
-    bar = _progress_bar(len(files), progress)
-    sources = _new_sources(files, engine, classifier.fingerprint, settings.max_upload_bytes, report, bar)
-    stored_now: set[str] = set()  # a folder may hold the same photo twice
-    try:
-        for item in classifier.classify_many(sources):
-            path = item.source[0] if isinstance(item.source, tuple) else str(item.source)
-            if item.ok and item.loaded.content_id in stored_now:
-                report.already += 1
-            elif item.ok:
-                with session_scope(engine) as session:
-                    store_upload(session, settings, item.loaded, item.result, source=source, added_by=added_by)
-                stored_now.add(item.loaded.content_id)
-                report.stored += 1
-            else:
-                report.refused.append((path, str(item.error)))
-                if on_refused is not None:
-                    on_refused(path, str(item.error))
-            bar.update(1)
-    finally:
-        bar.close()
-    return report
-
-
-def _new_sources(files, engine, fingerprint, max_bytes, report, bar) -> Iterator:
-    """(path, bytes) of each file to classify; files already stored are counted and passed over.
-
-    Hashing here, lazily, reads each file once and keeps memory flat: the batch path pulls only
-    a few batches ahead.
-    """
-    for path in files:
-        try:
-            data, _ = read_source(path, max_bytes)
-        except FoodclfError:
-            yield str(path)  # the batch path refuses it again, with the same reason
-            continue
-        with session_scope(engine) as session:
-            already = bool(stored_content_ids(session, [content_id(data)], fingerprint))
-        if already:
+    photos = ((None, path) for path in files)
+    for outcome in ingest_photos(
+        engine, settings, classifier, photos, source=source, added_by=added_by or local_user(settings)
+    ):
+        path = str(files[outcome.index])
+        if outcome.status == "stored":
+            report.stored += 1
+        elif outcome.status == "known":
             report.already += 1
-            bar.update(1)
-            continue
-        yield (str(path), data)
-
-
-def default_user(settings: Settings) -> str:
-    """Who the CLI records as adding photos: FOODCLF_REVIEWER, else the login name."""
-    if settings.reviewer:
-        return settings.reviewer
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry in some containers
-        return "cli"
-
-
-def _progress_bar(total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="photo", desc="ingest", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folder", metavar="DIR", help="folder to search for photos (recursively)")
-    parser.add_argument("--model", help="hub id or model folder (default: FOODCLF_MODEL)")
-    parser.add_argument("--source", choices=SOURCES, default="folder", help="recorded as where photos came from")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary line")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    from tqdm import tqdm
-
-    from foodclf.classifier import load_classifier
-    from foodclf.registry import active_model_name
-
-    # Without --model, ingest with the model the dashboard and the API use.
-    classifier = load_classifier(settings, args.model or active_model_name(settings))
-
-    def refused(path: str, reason: str) -> None:
-        tqdm.write(f"{path}: {reason}", file=sys.stderr)  # above the bar, not through it
-
-    report = ingest_folder(
-        settings, args.folder, classifier, source=args.source,
-        progress=not args.no_progress and not args.json, on_refused=refused,
-    )
-    if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
-    else:
-        print(f"foodclf ingest: {report.summary()}.")
-    return 1 if report.refused else 0
+        else:
+            report.refused.append((path, str(outcome.error)))
+        if on_outcome is not None:
+            on_outcome(outcome, path)
+    return report

@@ -56,10 +56,8 @@ class BackgroundJob:
         with self._lock:
             if self._state.running:
                 return False
-            self._state = JobState(running=True, message="Starting…", started_by=started_by,
-                                   started_at=time.time())
-            self._thread = threading.Thread(target=self._run, args=(work, args, kwargs), name=self.name,
-                                            daemon=True)
+            self._state = JobState(running=True, message="Starting…", started_by=started_by, started_at=time.time())
+            self._thread = threading.Thread(target=self._run, args=(work, args, kwargs), name=self.name, daemon=True)
             self._thread.start()
             return True
 
@@ -90,8 +88,14 @@ class BackgroundJob:
             log.exception("background job %s failed", self.name)
             error = FAILED
         with self._lock:
-            self._state = _replace(self._state, running=False, finished_at=time.time(), result=result,
-                                   error=error, fraction=1.0 if error is None else self._state.fraction)
+            self._state = _replace(
+                self._state,
+                running=False,
+                finished_at=time.time(),
+                result=result,
+                error=error,
+                fraction=1.0 if error is None else self._state.fraction,
+            )
 
 
 def _replace(state: JobState, **changes) -> JobState:

@@ -7,6 +7,8 @@ Nothing else in foodclf reads os.environ: callers build `Settings(...)` directly
 from __future__ import annotations
 
 import dataclasses
+import getpass
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -25,46 +27,46 @@ class Settings:
     """Every knob of foodclf, with its default and the variable that sets it."""
 
     model: str = _setting(
-        DEFAULT_MODEL, "FOODCLF_MODEL",
-        "Hugging Face hub id or local folder of an image-classification or CLIP model.")
+        DEFAULT_MODEL, "FOODCLF_MODEL", "Hugging Face hub id or local folder of an image-classification or CLIP model."
+    )
     zero_shot_labels: tuple[str, ...] = _setting(
-        (), "FOODCLF_ZERO_SHOT_LABELS",
-        "Comma-separated categories for a CLIP model (empty: the 101 Food-101 classes).")
+        (), "FOODCLF_ZERO_SHOT_LABELS", "Comma-separated categories for a CLIP model (empty: the 101 Food-101 classes)."
+    )
     database_url: str = _setting(
-        "sqlite:///data/foodclf.db", "FOODCLF_DATABASE_URL",
-        "SQLAlchemy URL of the feedback database (SQLite file or PostgreSQL).")
+        "sqlite:///data/foodclf.db",
+        "FOODCLF_DATABASE_URL",
+        "SQLAlchemy URL of the feedback database (SQLite file or PostgreSQL).",
+    )
     image_dir: str = _setting(
-        "data/images", "FOODCLF_IMAGE_DIR",
-        "Folder where stored photos are kept, named by content id.")
-    model_dir: str = _setting(
-        "data/models", "FOODCLF_MODEL_DIR",
-        "Folder where `foodclf train` writes new models.")
-    cache_dir: str = _setting(
-        "data/cache", "FOODCLF_CACHE_DIR",
-        "Folder for the training feature cache.")
+        "data/images", "FOODCLF_IMAGE_DIR", "Folder where stored photos are kept, named by content id."
+    )
+    model_dir: str = _setting("data/models", "FOODCLF_MODEL_DIR", "Folder where `foodclf train` writes new models.")
+    cache_dir: str = _setting("data/cache", "FOODCLF_CACHE_DIR", "Folder for the training feature cache.")
     top_k: int = _setting(5, "FOODCLF_TOP_K", "How many categories to show per photo (0: all).")
     uncertain_below: float = _setting(
-        0.5, "FOODCLF_UNCERTAIN_BELOW",
-        "A top score under this marks the result uncertain (0 to 1).")
+        0.5, "FOODCLF_UNCERTAIN_BELOW", "A top score under this marks the result uncertain (0 to 1)."
+    )
     uncertain_margin: float = _setting(
-        0.1, "FOODCLF_UNCERTAIN_MARGIN",
-        "A top-1 minus top-2 gap under this marks the result uncertain (0 to 1).")
+        0.1, "FOODCLF_UNCERTAIN_MARGIN", "A top-1 minus top-2 gap under this marks the result uncertain (0 to 1)."
+    )
     max_upload_mb: float = _setting(10.0, "FOODCLF_MAX_UPLOAD_MB", "Largest accepted file, in MB.")
     max_pixels: int = _setting(
-        40_000_000, "FOODCLF_MAX_PIXELS",
-        "Largest accepted image, in pixels (width x height), checked before decoding.")
+        40_000_000, "FOODCLF_MAX_PIXELS", "Largest accepted image, in pixels (width x height), checked before decoding."
+    )
     device: str = _setting("auto", "FOODCLF_DEVICE", "auto, cpu, cuda or cuda:N.")
     precision: str = _setting(
-        "auto", "FOODCLF_PRECISION",
-        "auto, fp32, bf16 or fp16; auto uses bf16 only where the hardware runs it natively.")
+        "auto",
+        "FOODCLF_PRECISION",
+        "auto, fp32, bf16 or fp16; auto uses bf16 only where the hardware runs it natively.",
+    )
     batch_size: int = _setting(16, "FOODCLF_BATCH_SIZE", "Images per forward pass.")
-    workers: int = _setting(
-        2, "FOODCLF_WORKERS", "Threads that decode and preprocess images beside the model.")
+    workers: int = _setting(2, "FOODCLF_WORKERS", "Threads that decode and preprocess images beside the model.")
     api_tokens: tuple[str, ...] = _setting(
-        (), "FOODCLF_API_TOKENS",
-        "Comma-separated bearer tokens the HTTP API accepts (none: loopback only).")
+        (), "FOODCLF_API_TOKENS", "Comma-separated bearer tokens the HTTP API accepts (none: loopback only)."
+    )
     reviewer: str = _setting(
-        "", "FOODCLF_REVIEWER", "Name recorded as who added photos from the CLI (default: login name).")
+        "", "FOODCLF_REVIEWER", "Name recorded as who added photos from the CLI (default: login name)."
+    )
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.uncertain_below <= 1.0, "FOODCLF_UNCERTAIN_BELOW", "a number from 0 to 1")
@@ -74,10 +76,12 @@ class Settings:
         _check(self.max_pixels > 0, "FOODCLF_MAX_PIXELS", "more than 0")
         _check(self.batch_size >= 1, "FOODCLF_BATCH_SIZE", "1 or more")
         _check(self.workers >= 0, "FOODCLF_WORKERS", "0 or more")
-        _check(self.precision in ("auto", "fp32", "bf16", "fp16"), "FOODCLF_PRECISION",
-               "one of auto, fp32, bf16, fp16")
-        _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
-               "FOODCLF_DEVICE", "auto, cpu, cuda or cuda:N")
+        _check(self.precision in ("auto", "fp32", "bf16", "fp16"), "FOODCLF_PRECISION", "one of auto, fp32, bf16, fp16")
+        _check(
+            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+            "FOODCLF_DEVICE",
+            "auto, cpu, cuda or cuda:N",
+        )
         _check(bool(self.model.strip()), "FOODCLF_MODEL", "a hub id or a folder")
 
     @property
@@ -86,6 +90,26 @@ class Settings:
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
+
+
+def local_user(settings: Settings) -> str:
+    """Who a command run on this machine acts as: FOODCLF_REVIEWER, else the login name, else "cli"."""
+    if settings.reviewer:
+        return settings.reviewer
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        return "cli"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can connect to an address: localhost or a loopback IP (127.x, ::1)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name may resolve to anything: treat it as exposed
 
 
 def _check(ok: bool, env: str, expected: str) -> None:

@@ -81,8 +81,7 @@ class ImageStore:
             return self.path(stored_path).read_bytes()
         except FileNotFoundError:
             raise FoodclfError(
-                f"The photo {stored_path} is missing from the image folder {self.root}; "
-                "check FOODCLF_IMAGE_DIR."
+                f"The photo {stored_path} is missing from the image folder {self.root}; check FOODCLF_IMAGE_DIR."
             ) from None
 
     def exists(self, stored_path: str) -> bool:

@@ -7,10 +7,12 @@ import math
 
 import streamlit as st
 
-from foodclf import review
+from foodclf import moderation
 from foodclf.images import ACCEPTED_EXTENSIONS
-from foodclf.uploads import UploadOutcome, classify_uploads
-from pages import _cache, _shared
+from ui import cache, guards, identity, messages, navigation, photo_card
+from ui.uploads import UploadOutcome, classify_uploads
+
+navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
 
 OUTCOMES = "classify_outcomes"  # uploader file id -> UploadOutcome, so a rerun never classifies twice
 UPLOADER = "classify_upload"
@@ -20,36 +22,41 @@ FILE_TYPES = [ext.lstrip(".") for ext in ACCEPTED_EXTENSIONS if ext != ".mpo"]  
 def _refresh(file_id: str, *_) -> None:
     """After a save or a conflict: reload the photo and its history (a decision callback)."""
     outcome: UploadOutcome = st.session_state[OUTCOMES][file_id]
-    photo, history = review.photo_details(_cache.engine(), outcome.photo.image_id)
+    photo, history = moderation.photo_details(cache.engine(), outcome.photo.image_id)
     if photo is not None:
         outcome.photo, outcome.history = photo, history
 
 
 def _classify_new(files, engine, reviewer: str) -> None:
     """Classify and store the files not seen yet this session, with a progress bar."""
-    classifier = _shared.classifier_or_stop()
+    classifier = guards.classifier_or_stop()
     outcomes = st.session_state[OUTCOMES]
     bar = st.progress(0.0, text=f"Classifying {len(files)} photo{'s' * (len(files) != 1)}…")
     finished = []
 
     def step(outcome: UploadOutcome) -> None:
         finished.append(outcome)
-        bar.progress(len(finished) / len(files),
-                     text=f"Classified {len(finished)} of {len(files)}: {outcome.file_name}")
+        bar.progress(
+            len(finished) / len(files), text=f"Classified {len(finished)} of {len(files)}: {outcome.file_name}"
+        )
 
     try:
         results = classify_uploads(
-            classifier, engine, _cache.settings(), [(f.name, f.getvalue()) for f in files],
-            added_by=reviewer, progress=step,
+            classifier,
+            engine,
+            cache.settings(),
+            [(f.name, f.getvalue()) for f in files],
+            added_by=reviewer,
+            progress=step,
         )
     except Exception as err:  # noqa: BLE001  (a moderator sees one line; the log gets the traceback)
         bar.empty()
-        st.error(_shared.unexpected(err, "classifying uploads"))
+        st.error(messages.unexpected(err, "classifying uploads"))
         return
     for uploaded, outcome in zip(files, results):
         outcomes[uploaded.file_id] = outcome
     bar.empty()
-    _cache.clear_stats(new_label=True)  # new photos bring their predicted labels
+    cache.clear_stats(new_label=True)  # new photos bring their predicted labels
 
 
 def _card(file_id: str, outcome: UploadOutcome, labels: list[str]) -> None:
@@ -58,35 +65,42 @@ def _card(file_id: str, outcome: UploadOutcome, labels: list[str]) -> None:
         return
     photo = outcome.photo
     with st.container(border=True):
-        left, right = st.columns([1, 1.3], gap="large")
-        with left:
-            st.image(outcome.data, width="stretch")  # the uploaded bytes: the store may be elsewhere
-            st.caption(f"{outcome.file_name} · {photo.width} × {photo.height} px")
-        with right:
-            if outcome.known:
-                added = photo.added_at.strftime("%Y-%m-%d")
-                st.info(f"Already stored on {added} by {photo.added_by}: showing what we know instead of "
-                        "classifying it again.", icon=":material/history:")
-            _shared.conflict_notice(photo)
-            _shared.current_decision(photo)
-            _shared.prediction_panel(photo.scores, bool(photo.uncertain), chart_key=f"chart_{file_id}")
-            refresh = functools.partial(_refresh, file_id)
-            _shared.decision_controls(f"up_{file_id}", photo, labels=labels, on_saved=refresh,
-                                      on_conflict=refresh)
+        refresh = functools.partial(_refresh, file_id)
+        known = (
+            (
+                f"Already stored on {photo.added_at:%Y-%m-%d} by {photo.added_by}: showing what we know instead "
+                "of classifying it again."
+            )
+            if outcome.known
+            else None
+        )
+        photo_card.photo_card(
+            photo,
+            key=f"up_{file_id}",
+            labels=labels,
+            image=outcome.data,
+            notice=known,
+            on_saved=refresh,
+            on_conflict=refresh,
+            caption=f"{outcome.file_name} · {photo.width} × {photo.height} px",
+        )
         with st.expander(f"History ({len(outcome.history)})", expanded=outcome.known, icon=":material/history:"):
-            _shared.history_table(outcome.history)
+            photo_card.history_table(outcome.history)
 
 
 st.title("Classify photos")
 st.caption("Upload food photos: each is classified, stored for review, and you can confirm or correct it at once.")
-reviewer = _shared.identity_prompt()
-_shared.show_flash()
-engine = _shared.engine_or_stop()
-settings = _cache.settings()
+reviewer = identity.identity_prompt()
+messages.show_flash()
+engine = guards.engine_or_stop()
+settings = cache.settings()
 outcomes = st.session_state.setdefault(OUTCOMES, {})
 
 files = st.file_uploader(
-    "Photos (JPEG, PNG, WebP or GIF)", type=FILE_TYPES, accept_multiple_files=True, key=UPLOADER,
+    "Photos (JPEG, PNG, WebP or GIF)",
+    type=FILE_TYPES,
+    accept_multiple_files=True,
+    key=UPLOADER,
     max_upload_size=max(1, min(math.ceil(settings.max_upload_mb), st.get_option("server.maxUploadSize"))),
     disabled=reviewer is None,
     help="Photos you upload are stored with your name and appear in the review queue until decided.",
@@ -100,13 +114,17 @@ if new and reviewer:
 
 shown = [(file_id, outcomes[file_id]) for file_id in current if file_id in outcomes]
 if not shown:
-    st.info("Drop photos above to classify them. Known photos show their history instead of being classified "
-            "again.", icon=":material/add_photo_alternate:")
+    st.info(
+        "Drop photos above to classify them. Known photos show their history instead of being classified again.",
+        icon=":material/add_photo_alternate:",
+    )
 else:
     refused = sum(not outcome.ok for _, outcome in shown)
     undecided = sum(outcome.ok and outcome.photo.current_review_id is None for _, outcome in shown)
-    st.caption(f"{len(shown)} photo{'s' * (len(shown) != 1)} · {undecided} without a decision"
-               + (f" · {refused} refused" if refused else ""))
-    labels = _cache.known_labels()
+    st.caption(
+        f"{len(shown)} photo{'s' * (len(shown) != 1)} · {undecided} without a decision"
+        + (f" · {refused} refused" if refused else "")
+    )
+    labels = cache.known_labels()
     for file_id, outcome in shown:
         _card(file_id, outcome, labels)

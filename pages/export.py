@@ -7,11 +7,13 @@ from datetime import datetime, timezone
 import pandas as pd
 import streamlit as st
 
-from foodclf import reports
+from foodclf import export
 from foodclf.errors import FoodclfError
+from foodclf.export import ExportFilters
 from foodclf.labels import display_label
-from foodclf.reports import ExportFilters
-from pages import _cache, _shared
+from ui import cache, dates, guards, messages, navigation
+
+navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
 
 READY = "export_ready"  # (format, filters) -> ExportFile: the last file built, until the choice changes
 PREVIEW_ROWS = 10
@@ -19,15 +21,25 @@ PREVIEW_ROWS = 10
 
 def _choices(labels: list[str]) -> tuple[str, ExportFilters]:
     with st.container(border=True):
-        fmt = st.radio("Format", list(reports.FORMATS), key="e_format", horizontal=True,
-                       format_func=lambda key: reports.FORMATS[key][0])
+        fmt = st.radio(
+            "Format",
+            list(export.FORMATS),
+            key="e_format",
+            horizontal=True,
+            format_func=lambda key: export.FORMATS[key][0],
+        )
         cols = st.columns([1, 1.3, 2], vertical_alignment="bottom")
-        only_corrected = cols[0].toggle("Only corrections", key="e_corrected",
-                                        help="Only decisions that changed the model's label (corrected, not food).")
-        since, until = _shared.date_range(cols[1].date_input("Decided between", value=(), key="e_dates",
-                                                             format="YYYY-MM-DD"))
-        chosen = cols[2].multiselect("Categories", labels, key="e_labels", format_func=display_label,
-                                     placeholder="All categories")
+        only_corrected = cols[0].toggle(
+            "Only corrections",
+            key="e_corrected",
+            help="Only decisions that changed the model's label (corrected, not food).",
+        )
+        since, until = dates.date_range(
+            cols[1].date_input("Decided between", value=(), key="e_dates", format="YYYY-MM-DD")
+        )
+        chosen = cols[2].multiselect(
+            "Categories", labels, key="e_labels", format_func=display_label, placeholder="All categories"
+        )
     return fmt, ExportFilters(only_corrected=only_corrected, since=since, until=until, labels=tuple(chosen))
 
 
@@ -38,13 +50,18 @@ def _build(fmt: str, filters: ExportFilters, total: int) -> None:
         bar.progress(min(1.0, done / expected) if expected else 1.0, text=f"Exported {done:,} of {expected:,}")
 
     try:
-        built = reports.build_export(
-            _cache.engine(), _cache.settings().image_dir, fmt, filters, total=total, progress=step,
+        built = export.build_export(
+            cache.engine(),
+            cache.settings().image_dir,
+            fmt,
+            filters,
+            total=total,
+            progress=step,
             stamp=datetime.now(timezone.utc).strftime("%Y%m%d-%H%M"),
         )
     except Exception as err:  # noqa: BLE001  (FoodclfError messages are shown as they are)
         bar.empty()
-        st.error(str(err) if isinstance(err, FoodclfError) else _shared.unexpected(err, "exporting"))
+        st.error(str(err) if isinstance(err, FoodclfError) else messages.unexpected(err, "exporting"))
         return
     bar.empty()
     st.session_state[READY] = ((fmt, filters), built)
@@ -52,12 +69,12 @@ def _build(fmt: str, filters: ExportFilters, total: int) -> None:
 
 st.title("Export labels")
 st.caption("Moderators' current decisions, one row per reviewed photo — to analyse, or to train the next model.")
-engine = _shared.engine_or_stop()
-database_url = _cache.settings().database_url
-decided = _cache.decided_labels(database_url)
+engine = guards.engine_or_stop()
+database_url = cache.settings().database_url
+decided = cache.decided_labels(database_url)
 fmt, filters = _choices(sorted(decided, key=str.casefold))
 
-counts = decided if filters == ExportFilters() else _cache.export_counts(database_url, filters)
+counts = decided if filters == ExportFilters() else cache.export_counts(database_url, filters)
 total = sum(counts.values())
 if not decided:
     st.info("No reviews yet: decisions made in the review queue show up here.", icon=":material/rate_review:")
@@ -66,7 +83,7 @@ if not decided:
 cols = st.columns(3)
 cols[0].metric("Rows", f"{total:,}", border=True)
 cols[1].metric("Categories", f"{len(counts):,}", border=True)
-cols[2].metric("Format", reports.FORMATS[fmt][0].split(" (")[0], border=True)
+cols[2].metric("Format", export.FORMATS[fmt][0].split(" (")[0], border=True)
 if not total:
     st.warning("Nothing matches these filters; widen them to export.", icon=":material/filter_list:")
     st.stop()
@@ -75,15 +92,21 @@ preview, per_label = st.columns([2.2, 1], gap="medium")
 with preview:
     st.markdown(f"**First {min(PREVIEW_ROWS, total)} rows**")
     st.dataframe(
-        pd.DataFrame(reports.export_preview(engine, filters, PREVIEW_ROWS)), hide_index=True, width="stretch",
-        column_config={"content_id": st.column_config.TextColumn("content_id", width="small"),
-                       "predicted_score": st.column_config.NumberColumn("predicted_score", format="%.3f")},
+        pd.DataFrame(export.export_preview(engine, filters, PREVIEW_ROWS)),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "content_id": st.column_config.TextColumn("content_id", width="small"),
+            "predicted_score": st.column_config.NumberColumn("predicted_score", format="%.3f"),
+        },
     )
 with per_label:
     st.markdown("**Rows per category**")
     st.dataframe(
         pd.DataFrame({"category": [display_label(k) for k in counts], "rows": list(counts.values())}),
-        hide_index=True, width="stretch", height=min(400, 38 + 35 * len(counts)),
+        hide_index=True,
+        width="stretch",
+        height=min(400, 38 + 35 * len(counts)),
     )
 
 if st.button("Prepare download", key="e_build", type="primary", icon=":material/package_2:"):
@@ -92,10 +115,18 @@ ready = st.session_state.get(READY)
 if ready is not None and ready[0] == (fmt, filters):
     built = ready[1]
     st.download_button(
-        f"Download {built.file_name} ({len(built.data) / 1024:,.0f} KB, {built.rows:,} rows)", built.data,
-        file_name=built.file_name, mime=built.mime, key="e_download", type="primary",
-        icon=":material/download:", on_click="ignore",
+        f"Download {built.file_name} ({len(built.data) / 1024:,.0f} KB, {built.rows:,} rows)",
+        built.data,
+        file_name=built.file_name,
+        mime=built.mime,
+        key="e_download",
+        type="primary",
+        icon=":material/download:",
+        on_click="ignore",
     )
     if built.missing:
-        st.warning(f"{len(built.missing)} photo file(s) were missing from the image folder and are not in the "
-                   "zip: " + ", ".join(cid[:12] for cid in built.missing[:10]), icon=":material/hide_image:")
+        st.warning(
+            f"{len(built.missing)} photo file(s) were missing from the image folder and are not in the "
+            "zip: " + ", ".join(cid[:12] for cid in built.missing[:10]),
+            icon=":material/hide_image:",
+        )

@@ -7,11 +7,14 @@ import time
 import pandas as pd
 import streamlit as st
 
-from foodclf import registry
+from foodclf import model_registry
 from foodclf.errors import FoodclfError
+from foodclf.export import ExportFilters
 from foodclf.labels import display_label
-from foodclf.reports import ExportFilters
-from pages import _cache, _shared
+from foodclf.training.train import TRAINING_BASES, train_from_reviews
+from ui import cache, dates, guards, identity, messages, navigation
+
+navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
 
 BASE = 0  # the selectbox's value for "no trained model: FOODCLF_MODEL"
 MODES = {"head": "Head only (a CPU, minutes)", "full": "Every layer (needs a GPU)"}
@@ -20,44 +23,53 @@ MODES = {"head": "Head only (a CPU, minutes)", "full": "Every layer (needs a GPU
 def _switch(choice: int) -> None:
     """Activate the chosen model and drop the loaded one, so the next classification uses it."""
     try:
-        registry.activate(_cache.engine(), None if choice == BASE else choice)
+        model_registry.activate(cache.engine(), None if choice == BASE else choice)
     except FoodclfError as err:
-        _shared.flash("error", str(err))
+        messages.flash("error", str(err))
         return
     except Exception as err:  # noqa: BLE001
-        _shared.flash("error", _shared.unexpected(err, "switching the model"))
+        messages.flash("error", messages.unexpected(err, "switching the model"))
         return
-    _cache.reload_model()
-    _shared.flash("success", "Switched: new photos are classified by the chosen model.")
+    cache.reload_model()
+    messages.flash("success", "Switched: new photos are classified by the chosen model.")
 
 
-def _in_use(models: list[registry.TrainedModelInfo]) -> None:
+def _in_use(models: list[model_registry.TrainedModelInfo]) -> None:
     active = next((m for m in models if m.active), None)
     with st.container(border=True):
         if active is None:
-            st.markdown(f":material/neurology: In use: **{_cache.settings().model}** (FOODCLF_MODEL)")
+            st.markdown(f":material/neurology: In use: **{cache.settings().model}** (FOODCLF_MODEL)")
         else:
-            st.markdown(f":material/neurology: In use: **{active.name}**, trained {active.created_at:%Y-%m-%d} "
-                        f"by {active.created_by} on {active.train_size:,} photos, {len(active.labels)} labels")
+            st.markdown(
+                f":material/neurology: In use: **{active.name}**, trained {active.created_at:%Y-%m-%d} "
+                f"by {active.created_by} on {active.train_size:,} photos, {len(active.labels)} labels"
+            )
         loaded = None
         try:
-            loaded = _cache.classifier(wait=False)
+            loaded = cache.classifier(wait=False)
         except FoodclfError as err:
             st.error(str(err))
         if loaded is not None:
-            st.caption(f"Loaded: `{loaded.model_id}` · fingerprint `{loaded.short_fingerprint}` · "
-                       f"{len(loaded.labels)} labels · {loaded.device} · {loaded.precision}")
+            st.caption(
+                f"Loaded: `{loaded.model_id}` · fingerprint `{loaded.short_fingerprint}` · "
+                f"{len(loaded.labels)} labels · {loaded.device} · {loaded.precision}"
+            )
 
 
-def _registry(models: list[registry.TrainedModelInfo]) -> None:
+def _registry(models: list[model_registry.TrainedModelInfo]) -> None:
     st.subheader("Trained models", anchor=False)
     if not models:
-        st.info("No trained models yet. Train one from the moderators' reviews below, or with "
-                "`python -m foodclf train --from-db`.", icon=":material/model_training:")
+        st.info(
+            "No trained models yet. Train one from the moderators' reviews below, or with "
+            "`python -m foodclf train --from-db`.",
+            icon=":material/model_training:",
+        )
         return
     percent = dict(format="percent", min_value=0.0, max_value=1.0)
     st.dataframe(
-        pd.DataFrame(registry.metrics_table(models)), hide_index=True, width="stretch",
+        pd.DataFrame(model_registry.metrics_table(models)),
+        hide_index=True,
+        width="stretch",
         column_config={
             "active": st.column_config.CheckboxColumn("In use", width="small"),
             "name": st.column_config.TextColumn("Model"),
@@ -71,43 +83,59 @@ def _registry(models: list[registry.TrainedModelInfo]) -> None:
             "created": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD HH:mm"),
         },
     )
-    names = {BASE: f"No trained model: {_cache.settings().model} (FOODCLF_MODEL)"}
+    names = {BASE: f"No trained model: {cache.settings().model} (FOODCLF_MODEL)"}
     names.update({m.id: f"{m.name} ({len(m.labels)} labels)" for m in models})
     active = next((m.id for m in models if m.active), BASE)
     cols = st.columns([3, 1], vertical_alignment="bottom")
-    choice = cols[0].selectbox("Model for new photos", list(names), index=list(names).index(active),
-                               format_func=names.get, key="m_choice")
-    cols[1].button("Switch", key="m_switch", type="primary", icon=":material/swap_horiz:",
-                   disabled=choice == active, on_click=_switch, args=(choice,), width="stretch")
+    choice = cols[0].selectbox(
+        "Model for new photos", list(names), index=list(names).index(active), format_func=names.get, key="m_choice"
+    )
+    cols[1].button(
+        "Switch",
+        key="m_switch",
+        type="primary",
+        icon=":material/swap_horiz:",
+        disabled=choice == active,
+        on_click=_switch,
+        args=(choice,),
+        width="stretch",
+    )
 
 
 def _start(filters: ExportFilters, base: str, mode: str, activate: bool) -> None:
-    reviewer = _shared.current_reviewer()
-    settings = _cache.settings().replace(reviewer=reviewer)  # recorded as who trained it
-    started = _cache.training_job().start(
-        registry.train_from_reviews, settings, filters, base=base, mode=mode, activate=activate,
+    reviewer = identity.current_reviewer()
+    settings = cache.settings().replace(reviewer=reviewer)  # recorded as who trained it
+    started = cache.training_job().start(
+        train_from_reviews,
+        settings,
+        filters,
+        base=base,
+        mode=mode,
+        activate=activate,
         started_by=reviewer,
     )
     if not started:
-        _shared.flash("warning", "A training run is already going on; wait for it to finish.")
+        messages.flash("warning", "A training run is already going on; wait for it to finish.")
 
 
 def _dismiss() -> None:
-    _cache.training_job().clear()
+    cache.training_job().clear()
 
 
 @st.fragment(run_every=1.0)
 def _training_progress() -> None:
     # Polls once a second while a run goes on, then redraws the page with its outcome.
-    state = _cache.training_job().state
+    state = cache.training_job().state
     if not state.running:
         if state.result and state.result.get("activated"):
-            _cache.reload_model()
+            cache.reload_model()
         st.rerun(scope="app")
     st.progress(state.fraction, text=state.message)
     minutes, seconds = divmod(int(time.time() - state.started_at), 60)
-    st.caption(f"Started by {state.started_by} {minutes} min {seconds:02d} s ago. You can leave this page: "
-               "the run goes on, and everyone sees it here.")
+    st.caption(
+        f"Started by {state.started_by} {minutes} min {seconds:02d} s ago. You can leave this page: "
+        "the run goes on, and everyone sees it here."
+    )
 
 
 def _outcome(state) -> None:
@@ -117,62 +145,92 @@ def _outcome(state) -> None:
         return
     result = state.result
     figures = result["validation"]
-    measured = (f" Held-out photos: accuracy {figures['accuracy']:.1%}, macro F1 {figures['macro_f1']:.1%}."
-                if "accuracy" in figures else " There were too few photos to hold some out for a measurement.")
-    st.success(f"Trained **{result['name']}** on {result['photos']:,} photos, {result['labels']} labels, in "
-               f"{result['seconds']:.0f} s.{measured}", icon=":material/verified:")
+    measured = (
+        f" Held-out photos: accuracy {figures['accuracy']:.1%}, macro F1 {figures['macro_f1']:.1%}."
+        if "accuracy" in figures
+        else " There were too few photos to hold some out for a measurement."
+    )
+    st.success(
+        f"Trained **{result['name']}** on {result['photos']:,} photos, {result['labels']} labels, in "
+        f"{result['seconds']:.0f} s.{measured}",
+        icon=":material/verified:",
+    )
     if result["new_labels"]:
-        st.caption("New labels the base model did not know: "
-                   + ", ".join(display_label(label) for label in result["new_labels"]))
+        st.caption(
+            "New labels the base model did not know: "
+            + ", ".join(display_label(label) for label in result["new_labels"])
+        )
     cols = st.columns([1, 1, 3])
     if not result["activated"]:
-        cols[0].button("Use this model", key="t_use", type="primary", on_click=_switch,
-                       args=(result["registry_id"],), width="stretch")
+        cols[0].button(
+            "Use this model",
+            key="t_use",
+            type="primary",
+            on_click=_switch,
+            args=(result["registry_id"],),
+            width="stretch",
+        )
     cols[1].button("Dismiss", key="t_dismiss", on_click=_dismiss, width="stretch")
 
 
 def _training() -> None:
     st.subheader("Train a new model", anchor=False)
-    state = _cache.training_job().state
+    state = cache.training_job().state
     if state.running:
         with st.container(border=True):
             _training_progress()
         return
     if state.finished:
         _outcome(state)
-    reviewer = _shared.identity_prompt()
-    database_url = _cache.settings().database_url
-    decided = _cache.decided_labels(database_url)
+    reviewer = identity.identity_prompt()
+    database_url = cache.settings().database_url
+    decided = cache.decided_labels(database_url)
     with st.container(border=True):
         cols = st.columns([1.6, 1])
-        base = cols[0].radio("Start from", list(registry.TRAINING_BASES), key="t_base",
-                             format_func=registry.TRAINING_BASES.get)
+        base = cols[0].radio("Start from", list(TRAINING_BASES), key="t_base", format_func=TRAINING_BASES.get)
         mode = cols[1].radio("Train", list(MODES), key="t_mode", format_func=MODES.get)
         cols = st.columns([1.2, 2, 1], vertical_alignment="bottom")
-        since, until = _shared.date_range(cols[0].date_input("Decisions made between", value=(), key="t_dates",
-                                                             format="YYYY-MM-DD"))
-        chosen = cols[1].multiselect("Categories", sorted(decided, key=str.casefold), key="t_labels",
-                                     format_func=display_label, placeholder="All decided categories")
-        activate = cols[2].toggle("Use it when done", key="t_activate",
-                                  help="Off: compare its figures first, then switch above.")
+        since, until = dates.date_range(
+            cols[0].date_input("Decisions made between", value=(), key="t_dates", format="YYYY-MM-DD")
+        )
+        chosen = cols[1].multiselect(
+            "Categories",
+            sorted(decided, key=str.casefold),
+            key="t_labels",
+            format_func=display_label,
+            placeholder="All decided categories",
+        )
+        activate = cols[2].toggle(
+            "Use it when done", key="t_activate", help="Off: compare its figures first, then switch above."
+        )
         filters = ExportFilters(since=since, until=until, labels=tuple(chosen))
-        counts = decided if filters == ExportFilters() else _cache.export_counts(database_url, filters)
+        counts = decided if filters == ExportFilters() else cache.export_counts(database_url, filters)
         photos = sum(counts.values())
-        st.caption(f"Learns from {photos:,} reviewed photos in {len(counts)} categories (each photo's current "
-                   "decision); a fifth of each category is held out to measure the new model.")
+        st.caption(
+            f"Learns from {photos:,} reviewed photos in {len(counts)} categories (each photo's current "
+            "decision); a fifth of each category is held out to measure the new model."
+        )
         if len(counts) < 2:
-            st.warning("Training needs reviewed photos of at least 2 categories. Review more photos, or widen "
-                       "the filters.", icon=":material/rate_review:")
-        st.button("Start training", key="t_start", type="primary", icon=":material/model_training:",
-                  disabled=reviewer is None or len(counts) < 2, on_click=_start,
-                  args=(filters, base, mode, activate))
+            st.warning(
+                "Training needs reviewed photos of at least 2 categories. Review more photos, or widen the filters.",
+                icon=":material/rate_review:",
+            )
+        st.button(
+            "Start training",
+            key="t_start",
+            type="primary",
+            icon=":material/model_training:",
+            disabled=reviewer is None or len(counts) < 2,
+            on_click=_start,
+            args=(filters, base, mode, activate),
+        )
 
 
 st.title("Models")
 st.caption("Each model trained from the moderators' decisions, measured on held-out photos.")
-_shared.show_flash()
-engine = _shared.engine_or_stop()
-models = registry.trained_models(engine)
+messages.show_flash()
+engine = guards.engine_or_stop()
+models = model_registry.trained_models(engine)
 _in_use(models)
 _registry(models)
 _training()

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import streamlit as st
 
-from pages import _cache, _charts, _shared
+from ui import cache, charts, dates, guards, messages, navigation
+
+navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
 
 PERIODS = {"Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90, "All time": None, "Custom": -1}
 
@@ -19,9 +21,16 @@ def _period():
     choice = cols[0].segmented_control("Period", list(PERIODS), default="Last 30 days", key="s_period")
     days = PERIODS.get(choice or "All time")
     if days == -1:
-        return _shared.date_range(cols[1].date_input(
-            "From – to (UTC)", value=(today - timedelta(days=29), today), key="s_dates", format="YYYY-MM-DD",
-            min_value=today - timedelta(days=365 * 20), max_value=today))
+        return dates.date_range(
+            cols[1].date_input(
+                "From – to (UTC)",
+                value=(today - timedelta(days=29), today),
+                key="s_dates",
+                format="YYYY-MM-DD",
+                min_value=today - timedelta(days=365 * 20),
+                max_value=today,
+            )
+        )
     if days is None:
         return None, None
     return today - timedelta(days=days - 1), today
@@ -37,21 +46,27 @@ def _panel(title: str, help: str, rows: list[dict], chart, name: str, empty: str
         try:
             st.altair_chart(chart(rows), width="stretch")
         except Exception as err:  # noqa: BLE001  (one broken chart must not hide the others)
-            st.error(_shared.unexpected(err, f"drawing the {name} chart"))
+            st.error(messages.unexpected(err, f"drawing the {name} chart"))
         st.download_button(
-            "Download CSV", pd.DataFrame(rows).to_csv(index=False), file_name=f"foodclf-{name}-{stamp}.csv",
-            mime="text/csv", key=f"csv_{name}", icon=":material/download:", on_click="ignore", type="tertiary",
+            "Download CSV",
+            pd.DataFrame(rows).to_csv(index=False),
+            file_name=f"foodclf-{name}-{stamp}.csv",
+            mime="text/csv",
+            key=f"csv_{name}",
+            icon=":material/download:",
+            on_click="ignore",
+            type="tertiary",
         )
 
 
 st.title("Stats")
-engine = _shared.engine_or_stop()
+engine = guards.engine_or_stop()
 since, until = _period()
 stamp = f"{since or 'start'}_{until or 'now'}"
 try:
-    report = _cache.stats(_cache.settings().database_url, since, until)
+    report = cache.stats(cache.settings().database_url, since, until)
 except Exception as err:  # noqa: BLE001
-    st.error(_shared.unexpected(err, "computing statistics"))
+    st.error(messages.unexpected(err, "computing statistics"))
     st.stop()
 
 totals = report["summary"]
@@ -60,34 +75,76 @@ changed = totals["corrected"] + totals["not_food"]
 cols = st.columns(5)
 cols[0].metric("Photos added", f"{totals['images']:,}", border=True)
 cols[1].metric("Reviewed", f"{totals['reviewed']:,}", border=True)
-cols[2].metric("Still unreviewed", f"{totals['unreviewed']:,}", border=True,
-               help="Of the photos added in this period.")
-cols[3].metric("Corrected", f"{changed / decided:.0%}" if decided else "–", border=True,
-               help="Share of current decisions that changed the model's label (corrections and not food).")
+cols[2].metric("Still unreviewed", f"{totals['unreviewed']:,}", border=True, help="Of the photos added in this period.")
+cols[3].metric(
+    "Corrected",
+    f"{changed / decided:.0%}" if decided else "–",
+    border=True,
+    help="Share of current decisions that changed the model's label (corrections and not food).",
+)
 cols[4].metric("Reviewers", f"{totals['reviewers']:,}", border=True)
 
 if totals["images"] == 0 and totals["decisions"] == 0:
-    st.info("No photos or reviews in this period yet. Try “All time”, or review some photos in the queue.",
-            icon=":material/bar_chart:")
+    st.info(
+        "No photos or reviews in this period yet. Try “All time”, or review some photos in the queue.",
+        icon=":material/bar_chart:",
+    )
     st.stop()
 if decided == 0:
-    st.info("No reviews yet in this period: the charts of decisions fill in as moderators review photos.",
-            icon=":material/rate_review:")
+    st.info(
+        "No reviews yet in this period: the charts of decisions fill in as moderators review photos.",
+        icon=":material/rate_review:",
+    )
 
 left, right = st.columns(2, gap="medium")
 with left:
-    _panel("Categories: predicted vs decided", "Photos per category: the model's top label for photos added in "
-           "the period, and the moderators' current labels for decisions made in it.",
-           report["distribution"], _charts.distribution_chart, "categories", "No photos yet.")
-    _panel("Confidence", "How sure the model was (top score) about photos added in the period.",
-           report["histogram"], _charts.histogram_chart, "confidence", "No predictions yet.")
-    _panel("Decisions per reviewer", "Review rows each moderator made in the period, by action.",
-           report["reviewers"], _charts.reviewers_chart, "reviewers", "No reviews yet.")
+    _panel(
+        "Categories: predicted vs decided",
+        "Photos per category: the model's top label for photos added in "
+        "the period, and the moderators' current labels for decisions made in it.",
+        report["distribution"],
+        charts.distribution_chart,
+        "categories",
+        "No photos yet.",
+    )
+    _panel(
+        "Confidence",
+        "How sure the model was (top score) about photos added in the period.",
+        report["histogram"],
+        charts.histogram_chart,
+        "confidence",
+        "No predictions yet.",
+    )
+    _panel(
+        "Decisions per reviewer",
+        "Review rows each moderator made in the period, by action.",
+        report["reviewers"],
+        charts.reviewers_chart,
+        "reviewers",
+        "No reviews yet.",
+    )
 with right:
-    _panel("Correction rate per category", "Of the decisions on photos the model put in a category, the share "
-           "that changed its label.", report["rates"], _charts.rate_chart, "correction-rates", "No reviews yet.")
-    _panel("Predicted → corrected", "Which labels moderators changed into which: rows are the model's answer, "
-           "columns the moderators'.", report["confusion"], _charts.confusion_chart, "confusion",
-           "No corrections in this period.")
-    _panel("Volume per day", "Photos added and decisions made each day (UTC).", report["volume"],
-           _charts.volume_chart, "volume", "Nothing happened in this period.")
+    _panel(
+        "Correction rate per category",
+        "Of the decisions on photos the model put in a category, the share that changed its label.",
+        report["rates"],
+        charts.rate_chart,
+        "correction-rates",
+        "No reviews yet.",
+    )
+    _panel(
+        "Predicted → corrected",
+        "Which labels moderators changed into which: rows are the model's answer, columns the moderators'.",
+        report["confusion"],
+        charts.confusion_chart,
+        "confusion",
+        "No corrections in this period.",
+    )
+    _panel(
+        "Volume per day",
+        "Photos added and decisions made each day (UTC).",
+        report["volume"],
+        charts.volume_chart,
+        "volume",
+        "Nothing happened in this period.",
+    )

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from factories import image_factory, make_review_row, photo
-from tiny_models import build_tiny_clip, build_tiny_vit
 
-from foodclf.settings import Settings
+from db.engine import close_database, open_database
+from factories import image_factory, make_review_row, photo
+from foodclf.settings import Settings, setting_fields
+from pages_support import Dashboard, clear_streamlit_caches
+from tiny_models import build_tiny_clip, build_tiny_vit
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +46,7 @@ def make_photo():
 
 # --- database fixtures (db/) ---
 
+
 @pytest.fixture
 def engine(settings):
     """The test's database, migrated to head; disposed afterwards."""
@@ -72,3 +75,31 @@ def make_image():
 def make_review():
     """Factory: make_review(session, image, action=, label=, reviewer=, at=) -> ReviewRow."""
     return make_review_row
+
+
+# --- dashboard fixtures (pages/) ---
+
+
+@pytest.fixture
+def dashboard(settings, monkeypatch) -> Dashboard:
+    """The page's environment: the tiny model, a fresh SQLite file and image folder for this test."""
+    for f in setting_fields():
+        monkeypatch.delenv(f.metadata["env"], raising=False)
+    env = {
+        "FOODCLF_MODEL": settings.model,
+        "FOODCLF_DATABASE_URL": settings.database_url,
+        "FOODCLF_IMAGE_DIR": settings.image_dir,
+        "FOODCLF_MODEL_DIR": settings.model_dir,
+        "FOODCLF_CACHE_DIR": settings.cache_dir,
+        "FOODCLF_DEVICE": "cpu",
+        "FOODCLF_PRECISION": "fp32",
+        "FOODCLF_WORKERS": "1",
+        "FOODCLF_BATCH_SIZE": "4",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    clear_streamlit_caches()
+    engine = open_database(settings)
+    yield Dashboard(settings, engine)
+    clear_streamlit_caches()
+    close_database(settings)

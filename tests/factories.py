@@ -1,4 +1,4 @@
-"""Test data builders: photos, fake classifier results, database rows. Plain functions; conftest wraps them as fixtures."""
+"""Test data builders: photos, fake classifier results, database rows (conftest wraps them as fixtures)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,12 @@ def fake_result(label="pizza", score=0.9, *, runner_up="steak", fingerprint=FING
 
     scores = [{"label": label, "score": score}, {"label": runner_up, "score": round((1 - score) / 2, 6)}]
     return ClassificationResult(
-        class_scores=scores, highest_probability_class=label, uncertain=score < 0.5,
-        model_id=model_id, fingerprint=fingerprint, latency_ms=1.5,
+        class_scores=scores,
+        highest_probability_class=label,
+        uncertain=score < 0.5,
+        model_id=model_id,
+        fingerprint=fingerprint,
+        latency_ms=1.5,
     )
 
 
@@ -32,8 +36,9 @@ def fake_loaded(data: bytes, file_name="photo.jpg"):
     """A LoadedImage with these bytes (no pixels: the database keeps only the metadata)."""
     from foodclf.images import LoadedImage, content_id
 
-    return LoadedImage(image=None, content_id=content_id(data), data=data, format="JPEG",
-                       file_name=file_name, width=48, height=40)
+    return LoadedImage(
+        image=None, content_id=content_id(data), data=data, format="JPEG", file_name=file_name, width=48, height=40
+    )
 
 
 def image_factory():
@@ -44,12 +49,20 @@ def image_factory():
 
     numbers = count()
 
-    def make(session, *, label="pizza", score=0.9, added_at=None, fingerprint=FINGERPRINT,
-             source="folder", added_by="tester", data=None):
+    def make(
+        session,
+        *,
+        label="pizza",
+        score=0.9,
+        added_at=None,
+        fingerprint=FINGERPRINT,
+        source="folder",
+        added_by="tester",
+        data=None,
+    ):
         n = next(numbers)
         loaded = fake_loaded(data or f"photo number {n}".encode(), file_name=f"photo-{n}.jpg")
-        image = record_image(session, loaded, source=source, added_by=added_by,
-                             stored_path=f"{loaded.content_id}.jpg")
+        image = record_image(session, loaded, source=source, added_by=added_by, stored_path=f"{loaded.content_id}.jpg")
         prediction = record_prediction(session, image, fake_result(label, score, fingerprint=fingerprint))
         if added_at is not None:
             image.added_at = prediction.created_at = added_at
@@ -63,8 +76,15 @@ def make_review_row(session, image, *, action="confirmed", label=None, reviewer=
     """A decision through submit_review, optionally back-dated to `at`."""
     from db.reviews import submit_review
 
-    review = submit_review(session, image.id, action=action, final_label=label, reviewer=reviewer,
-                           expected_review_id=image.current_review_id, note=note)
+    review = submit_review(
+        session,
+        image.id,
+        action=action,
+        final_label=label,
+        reviewer=reviewer,
+        expected_review_id=image.current_review_id,
+        note=note,
+    )
     if at is not None:
         review.created_at = at
         if image.current_review_id == review.id:

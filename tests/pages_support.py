@@ -6,15 +6,14 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
-from db.engine import close_database, open_database, session_scope
+from db.engine import session_scope
 from db.reviews import submit_review
 from foodclf.classifier import ClassificationResult
 from foodclf.images import decode_image
-from foodclf.ingest import store_upload
-from foodclf.settings import Settings, setting_fields
+from foodclf.ingest import store_photo
+from foodclf.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60  # seconds per AppTest run: the first one loads the tiny model
@@ -42,26 +41,6 @@ def clear_streamlit_caches() -> None:
     st.cache_resource.clear()
 
 
-@pytest.fixture
-def dashboard(settings, monkeypatch) -> Dashboard:
-    """The page's environment: the tiny model, a fresh SQLite file and image folder for this test."""
-    for f in setting_fields():
-        monkeypatch.delenv(f.metadata["env"], raising=False)
-    env = {
-        "FOODCLF_MODEL": settings.model, "FOODCLF_DATABASE_URL": settings.database_url,
-        "FOODCLF_IMAGE_DIR": settings.image_dir, "FOODCLF_MODEL_DIR": settings.model_dir,
-        "FOODCLF_CACHE_DIR": settings.cache_dir, "FOODCLF_DEVICE": "cpu", "FOODCLF_PRECISION": "fp32",
-        "FOODCLF_WORKERS": "1", "FOODCLF_BATCH_SIZE": "4",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    clear_streamlit_caches()
-    engine = open_database(settings)
-    yield Dashboard(settings, engine)
-    clear_streamlit_caches()
-    close_database(settings)
-
-
 def jpeg(color=(200, 80, 40), size=(48, 40)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, "JPEG")
@@ -74,25 +53,30 @@ def fake_result(label: str, score: float, others=("pizza", "sushi", "steak", "ra
     remainder = (1.0 - score) / max(1, len(rest))
     scores = [{"label": label, "score": score}] + [{"label": name, "score": remainder} for name in rest]
     return ClassificationResult(
-        class_scores=scores, highest_probability_class=label, uncertain=score < 0.5,
-        model_id="tiny-test-model", fingerprint="f" * 64, latency_ms=1.0,
+        class_scores=scores,
+        highest_probability_class=label,
+        uncertain=score < 0.5,
+        model_id="tiny-test-model",
+        fingerprint="f" * 64,
+        latency_ms=1.0,
     )
 
 
-def seed_photo(dashboard: Dashboard, label: str, score: float, color, *, source: str = "folder",
-               name: str | None = None) -> int:
+def seed_photo(
+    dashboard: Dashboard, label: str, score: float, color, *, source: str = "folder", name: str | None = None
+) -> int:
     """Store one generated photo with a chosen prediction; returns its image id."""
     loaded = decode_image(jpeg(color), name=name or f"{label}-{score:.2f}.jpg")
     with session_scope(dashboard.engine) as session:
-        image = store_upload(session, dashboard.settings, loaded, fake_result(label, score),
-                             source=source, added_by="seed")
+        image = store_photo(
+            session, dashboard.settings, loaded, fake_result(label, score), source=source, added_by="seed"
+        )
         return image.id
 
 
 def seed_review(dashboard: Dashboard, image_id: int, action: str, reviewer: str, label: str | None = None) -> None:
     with session_scope(dashboard.engine) as session:
-        submit_review(session, image_id, action=action, final_label=label, reviewer=reviewer,
-                      expected_review_id=None)
+        submit_review(session, image_id, action=action, final_label=label, reviewer=reviewer, expected_review_id=None)
 
 
 def reviews(dashboard: Dashboard) -> list[tuple]:

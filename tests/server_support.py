@@ -27,14 +27,21 @@ def free_port() -> int:
 
 def dashboard_env(settings: Settings) -> dict[str, str]:
     """This process's environment with every FOODCLF_ variable taken from `settings` (for the server)."""
-    env = {name: value for name, value in os.environ.items()
-           if name not in {f.metadata["env"] for f in setting_fields()}}
-    env.update({
-        "FOODCLF_MODEL": settings.model, "FOODCLF_DATABASE_URL": settings.database_url,
-        "FOODCLF_IMAGE_DIR": settings.image_dir, "FOODCLF_MODEL_DIR": settings.model_dir,
-        "FOODCLF_CACHE_DIR": settings.cache_dir, "FOODCLF_DEVICE": "cpu", "FOODCLF_PRECISION": "fp32",
-        "FOODCLF_WORKERS": "1",
-    })
+    env = {
+        name: value for name, value in os.environ.items() if name not in {f.metadata["env"] for f in setting_fields()}
+    }
+    env.update(
+        {
+            "FOODCLF_MODEL": settings.model,
+            "FOODCLF_DATABASE_URL": settings.database_url,
+            "FOODCLF_IMAGE_DIR": settings.image_dir,
+            "FOODCLF_MODEL_DIR": settings.model_dir,
+            "FOODCLF_CACHE_DIR": settings.cache_dir,
+            "FOODCLF_DEVICE": "cpu",
+            "FOODCLF_PRECISION": "fp32",
+            "FOODCLF_WORKERS": "1",
+        }
+    )
     return env
 
 
@@ -47,13 +54,32 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, str]:
 def running_dashboard(settings: Settings, log_path: Path) -> Iterator[str]:
     """Serve dashboard.py until the block ends; yields the base URL. The server's output goes to log_path."""
     port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
-               "--server.port", str(port), "--server.address", "127.0.0.1",
-               "--browser.gatherUsageStats", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "dashboard.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     base = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log, subprocess.Popen(
-        command, cwd=ROOT, env=dashboard_env(settings), stdout=log, stderr=subprocess.STDOUT,
-    ) as server:
+    with (
+        open(log_path, "wb") as log,
+        subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=dashboard_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ) as server,
+    ):
         try:
             _wait_healthy(base, server, log_path)
             yield base

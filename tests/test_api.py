@@ -13,15 +13,14 @@ from unittest.mock import ANY
 import pytest
 from fastapi.testclient import TestClient
 
-from factories import photo
-
-from shared_data import HOSTILE_IMAGES
 from db.engine import open_database, session_scope
 from db.records import find_image, image_history
 from db.reviews import submit_review
-from foodclf.api import create_app
+from factories import photo
+from foodclf.api.app import create_app
 from foodclf.classifier import load_classifier
 from foodclf.images import decode_image
+from shared_data import HOSTILE_IMAGES
 
 TOKENS = ("first-secret-token", "second-secret-token")
 
@@ -119,6 +118,7 @@ def assert_classification(body, content_id, top_k=5):
 
 # ---- health ---------------------------------------------------------------------------------
 
+
 def test_healthz_and_readyz(client, classifier):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
@@ -161,11 +161,20 @@ def test_readyz_explains_a_model_that_cannot_load(settings, tmp_path):
 
 
 def test_the_active_trained_model_is_used(settings, tiny_model_dir, tmp_path):
-    from db.registry import register_model
+    from db.trained_models import register_model
 
     with session_scope(open_database(settings.database_url)) as session:
-        register_model(session, name="fine-tuned", path=str(tiny_model_dir), base_model="vit", labels=["x"],
-                       metrics={}, train_size=1, created_by="test", activate=True)
+        register_model(
+            session,
+            name="fine-tuned",
+            path=str(tiny_model_dir),
+            base_model="vit",
+            labels=["x"],
+            metrics={},
+            train_size=1,
+            created_by="test",
+            activate=True,
+        )
     # FOODCLF_MODEL points nowhere: only the registry's active model can make the API ready.
     app = create_app(settings.replace(model=str(tmp_path / "nowhere")))
     with TestClient(app) as client:
@@ -203,6 +212,7 @@ def test_a_newly_activated_model_replaces_the_old_one(monkeypatch):
 
 
 # ---- classify -------------------------------------------------------------------------------
+
 
 def test_classify_multipart_answers_and_stores_for_review(client, settings):
     data = photo((210, 90, 30))
@@ -270,8 +280,9 @@ def test_known_photo_carries_its_review(client, settings, model_runs):
     first = classify(client, data).json()
     with session_scope(open_database(settings.database_url)) as session:
         image = find_image(session, first["id"])
-        submit_review(session, image.id, action="corrected", final_label="Green Curry", reviewer="Ana",
-                      expected_review_id=None)
+        submit_review(
+            session, image.id, action="corrected", final_label="Green Curry", reviewer="Ana", expected_review_id=None
+        )
     again = classify(client, data, top_k=2).json()
     assert again["known"] is True and model_runs["count"] == 1
     assert len(again["class_scores"]) == 2
@@ -290,6 +301,7 @@ def test_known_photo_is_classified_again_by_a_new_model(client, settings, classi
 
 
 # ---- batch ----------------------------------------------------------------------------------
+
 
 def test_batch_answers_each_file_in_order(client, settings, model_runs):
     known = photo((1, 1, 1))
@@ -361,6 +373,7 @@ def test_batch_needs_files(client):
 
 # ---- images and labels ----------------------------------------------------------------------
 
+
 def test_image_history(client, settings):
     data = photo((12, 34, 56))
     first = classify(client, data).json()
@@ -371,13 +384,34 @@ def test_image_history(client, settings):
     assert response.status_code == 200
     body = response.json()
     assert body == {
-        "id": first["id"], "file_name": "dish.jpg", "source": "api", "added_by": "api", "added_at": ANY,
-        "width": 48, "height": 40, "format": "JPEG",
+        "id": first["id"],
+        "file_name": "dish.jpg",
+        "source": "api",
+        "added_by": "api",
+        "added_at": ANY,
+        "width": 48,
+        "height": 40,
+        "format": "JPEG",
         "review": {"label": first["highest_probability_class"], "action": "confirmed", "reviewer": "Bo", "at": ANY},
-        "predictions": [{"class_scores": ANY, "highest_probability_class": first["highest_probability_class"],
-                         "uncertain": first["uncertain"], "model": first["model"], "at": ANY}],
-        "reviews": [{"label": first["highest_probability_class"], "action": "confirmed", "reviewer": "Bo",
-                     "at": ANY, "note": None, "current": True}],
+        "predictions": [
+            {
+                "class_scores": ANY,
+                "highest_probability_class": first["highest_probability_class"],
+                "uncertain": first["uncertain"],
+                "model": first["model"],
+                "at": ANY,
+            }
+        ],
+        "reviews": [
+            {
+                "label": first["highest_probability_class"],
+                "action": "confirmed",
+                "reviewer": "Bo",
+                "at": ANY,
+                "note": None,
+                "current": True,
+            }
+        ],
     }
 
 
@@ -403,14 +437,21 @@ def test_labels(client, classifier):
 def test_openapi_docs(client):
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
-    assert {"/v1/classify", "/v1/classify/batch", "/v1/images/{content_id}", "/v1/labels", "/healthz",
-            "/readyz"} <= set(spec["paths"])
+    assert {
+        "/v1/classify",
+        "/v1/classify/batch",
+        "/v1/images/{content_id}",
+        "/v1/labels",
+        "/healthz",
+        "/readyz",
+    } <= set(spec["paths"])
     body = spec["paths"]["/v1/classify"]["post"]["requestBody"]["content"]
     assert set(body) == {"multipart/form-data", "image/*"}
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
 
 
 # ---- refusals -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name, data, status, code, message", hostile_uploads())
 def test_hostile_upload_is_refused_and_nothing_stored(client, settings, name, data, status, code, message):
@@ -424,8 +465,12 @@ def test_hostile_upload_is_refused_and_nothing_stored(client, settings, name, da
 
 # What each shared hostile file must get: the rest are odd but valid photos.
 HOSTILE_EXPECTED = {
-    "pillow__broken.png": 400, "pillow__truncated_image.png": 400, "pillow__truncated_jpeg.jpg": 400,
-    "pillow__zero_width.gif": 400, "pillow__decompression_bomb.gif": 413, "pillow__hopper.tif": 415,
+    "pillow__broken.png": 400,
+    "pillow__truncated_image.png": 400,
+    "pillow__truncated_jpeg.jpg": 400,
+    "pillow__zero_width.gif": 400,
+    "pillow__decompression_bomb.gif": 413,
+    "pillow__hopper.tif": 415,
     "pillow__hopper.bmp": 415,
 }
 
@@ -487,10 +532,13 @@ def test_raw_body_needs_an_image_content_type(client, content_type):
     assert "multipart field named 'file'" in response.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("content_type, body", [
-    ("multipart/form-data", b"abc"),
-    ("multipart/form-data; boundary=zz", b"garbage"),
-])
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("multipart/form-data", b"abc"),
+        ("multipart/form-data; boundary=zz", b"garbage"),
+    ],
+)
 def test_malformed_multipart_is_400(client, content_type, body):
     response = client.post("/v1/classify", content=body, headers={"Content-Type": content_type})
     assert response.status_code == 400
@@ -523,7 +571,7 @@ def test_unexpected_error_is_a_generic_500(make_client, monkeypatch, caplog):
     def broken(*args):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(client.app.state.tagger, "classify_one", broken)
+    monkeypatch.setattr(client.app.state.photos, "classify_one", broken)
     response = classify(client, photo())
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
@@ -533,13 +581,15 @@ def test_unexpected_error_is_a_generic_500(make_client, monkeypatch, caplog):
 
 # ---- tokens ---------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def guarded(make_client):
     return make_client(api_tokens=TOKENS)
 
 
-@pytest.mark.parametrize("header", [None, "Bearer nope", "Bearer first-secret-toke", "Basic Zm9vOmJhcg==",
-                                    "first-secret-token", "Bearer "])
+@pytest.mark.parametrize(
+    "header", [None, "Bearer nope", "Bearer first-secret-toke", "Basic Zm9vOmJhcg==", "first-secret-token", "Bearer "]
+)
 def test_missing_or_wrong_token_is_401(guarded, settings, header):
     headers = {"Authorization": header} if header else {}
     for response in (
@@ -555,8 +605,11 @@ def test_missing_or_wrong_token_is_401(guarded, settings, header):
 
 
 def test_right_token_is_accepted_and_named_not_stored(guarded, settings):
-    response = guarded.post("/v1/classify", files={"file": ("a.jpg", photo(), "image/jpeg")},
-                            headers={"Authorization": "Bearer second-secret-token"})
+    response = guarded.post(
+        "/v1/classify",
+        files={"file": ("a.jpg", photo(), "image/jpeg")},
+        headers={"Authorization": "Bearer second-secret-token"},
+    )
     assert response.status_code == 200
     image, _ = stored(settings, response.json()["id"])
     assert image.added_by == "api-token-2"
@@ -574,6 +627,7 @@ def test_token_is_checked_before_the_body_is_read(guarded):
 
 
 # ---- concurrency ----------------------------------------------------------------------------
+
 
 def test_health_answers_while_the_model_is_busy(client, classifier, monkeypatch):
     import threading
@@ -614,7 +668,8 @@ def test_twenty_concurrent_requests_are_all_answered_correctly(client, classifie
         assert body["id"] == hashlib.sha256(data).hexdigest()
         assert [s["label"] for s in body["class_scores"]] == [s["label"] for s in result.class_scores]
         assert [s["score"] for s in body["class_scores"]] == pytest.approx(
-            [s["score"] for s in result.class_scores], abs=1e-5)
+            [s["score"] for s in result.class_scores], abs=1e-5
+        )
     for data in photos:
         image, history = stored(settings, hashlib.sha256(data).hexdigest())
         assert image is not None and len(history) == 1

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from factories import photo
-from foodclf.api import create_app
+from foodclf.api.app import create_app
 from foodclf.api.limits import BodyLimit
 from foodclf.classifier import load_classifier
 
@@ -22,7 +22,7 @@ def app(settings):
     small = settings.replace(max_upload_mb=0.1)
     app = create_app(small, load_classifier(small))
     yield app
-    app.state.tagger.close()  # no lifespan runs here to close the database
+    app.state.photos.close()  # no lifespan runs here to close the database
 
 
 def call(app, path, chunks, headers=(), method="POST"):
@@ -43,10 +43,18 @@ def call(app, path, chunks, headers=(), method="POST"):
         sent.append(message)
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
-        "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
     }
     asyncio.run(app(scope, receive, send))
     start = next(m for m in sent if m["type"] == "http.response.start")
@@ -60,16 +68,24 @@ def endless(chunk=b"\0" * CHUNK):
 
 
 def multipart_head(name="file", filename="big.jpg") -> bytes:
-    return (b"--" + BOUNDARY + b"\r\n" + f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-            .encode() + b"Content-Type: image/jpeg\r\n\r\n")
+    return (
+        b"--"
+        + BOUNDARY
+        + b"\r\n"
+        + f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'.encode()
+        + b"Content-Type: image/jpeg\r\n\r\n"
+    )
 
 
 def test_declared_length_over_the_cap_is_refused_before_reading(app):
-    status, body, pulled = call(app, "/v1/classify", endless(), [("Content-Type", "image/jpeg"),
-                                                                   ("Content-Length", str(10**9))])
+    status, body, pulled = call(
+        app, "/v1/classify", endless(), [("Content-Type", "image/jpeg"), ("Content-Length", str(10**9))]
+    )
     assert status == 413 and pulled == 0
-    assert body["error"] == {"code": "payload_too_large",
-                             "message": "The request is 953.7 MB; a photo may be at most 0.1 MB."}
+    assert body["error"] == {
+        "code": "payload_too_large",
+        "message": "The request is 953.7 MB; a photo may be at most 0.1 MB.",
+    }
 
 
 def test_endless_raw_body_without_length_is_cut_off(app):
@@ -81,16 +97,20 @@ def test_endless_raw_body_without_length_is_cut_off(app):
 
 
 def test_lying_content_length_is_cut_off(app):
-    status, body, pulled = call(app, "/v1/classify", endless(), [("Content-Type", "image/jpeg"),
-                                                                   ("Content-Length", "1000")])
+    status, body, pulled = call(
+        app, "/v1/classify", endless(), [("Content-Type", "image/jpeg"), ("Content-Length", "1000")]
+    )
     assert status == 413 and pulled <= int(0.1 * 1024 * 1024) + 64 * 1024 + CHUNK
 
 
 def test_endless_multipart_file_is_cut_off(app):
     chunks = iter([multipart_head()])
     status, body, pulled = call(
-        app, "/v1/classify", (c for part in (chunks, endless()) for c in part),
-        [("Content-Type", f"multipart/form-data; boundary={BOUNDARY.decode()}")])
+        app,
+        "/v1/classify",
+        (c for part in (chunks, endless()) for c in part),
+        [("Content-Type", f"multipart/form-data; boundary={BOUNDARY.decode()}")],
+    )
     # The form parser would call a cut body malformed (400); the client hears the real reason.
     assert status == 413 and body["error"]["code"] == "payload_too_large"
     assert pulled <= int(0.1 * 1024 * 1024) + 64 * 1024 + CHUNK + len(multipart_head())
@@ -99,8 +119,11 @@ def test_endless_multipart_file_is_cut_off(app):
 def test_endless_batch_is_cut_off_at_its_own_cap(app):
     chunks = iter([multipart_head("files")])
     status, body, pulled = call(
-        app, "/v1/classify/batch", (c for part in (chunks, endless()) for c in part),
-        [("Content-Type", f"multipart/form-data; boundary={BOUNDARY.decode()}")])
+        app,
+        "/v1/classify/batch",
+        (c for part in (chunks, endless()) for c in part),
+        [("Content-Type", f"multipart/form-data; boundary={BOUNDARY.decode()}")],
+    )
     assert status == 413
     assert "a batch may hold at most 16 photos of at most 0.1 MB each" in body["error"]["message"]
     assert pulled <= 16 * (int(0.1 * 1024 * 1024) + 64 * 1024) + 2 * CHUNK
@@ -117,10 +140,11 @@ def test_token_is_checked_before_any_body_is_read(settings):
     guarded = create_app(settings.replace(api_tokens=("s3cret",)), load_classifier(settings))
     status, body, pulled = call(guarded, "/v1/classify", endless(), [("Content-Type", "image/jpeg")])
     assert status == 401 and pulled == 0
-    status, body, pulled = call(guarded, "/v1/classify", [photo()],
-                                [("Content-Type", "image/jpeg"), ("Authorization", "Bearer s3cret")])
+    status, body, pulled = call(
+        guarded, "/v1/classify", [photo()], [("Content-Type", "image/jpeg"), ("Authorization", "Bearer s3cret")]
+    )
     assert status == 200
-    guarded.state.tagger.close()
+    guarded.state.photos.close()
 
 
 def test_body_within_the_cap_passes_through(app):

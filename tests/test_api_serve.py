@@ -14,12 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from factories import photo
 from db.engine import close_database, open_database, session_scope
 from db.records import find_image
-from foodclf.api.command import check_exposure, is_loopback
+from factories import photo
+from foodclf.api.app import check_exposure
 from foodclf.cli import main
 from foodclf.errors import SettingsError
+from foodclf.settings import is_loopback
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "smoke-test-token"
@@ -94,27 +95,39 @@ def test_real_server_classifies_a_photo_over_http(settings, tmp_path):
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "FOODCLF_MODEL": settings.model, "FOODCLF_DATABASE_URL": settings.database_url,
-        "FOODCLF_IMAGE_DIR": settings.image_dir, "FOODCLF_API_TOKENS": TOKEN,
-        "FOODCLF_DEVICE": "cpu", "FOODCLF_PRECISION": "fp32", "FOODCLF_WORKERS": "1",
+        "FOODCLF_MODEL": settings.model,
+        "FOODCLF_DATABASE_URL": settings.database_url,
+        "FOODCLF_IMAGE_DIR": settings.image_dir,
+        "FOODCLF_API_TOKENS": TOKEN,
+        "FOODCLF_DEVICE": "cpu",
+        "FOODCLF_PRECISION": "fp32",
+        "FOODCLF_WORKERS": "1",
     }
     log = tmp_path / "server.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "foodclf", "serve", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_until_ready(base, server, log)
         data = photo((180, 120, 60))
         auth = {"Authorization": f"Bearer {TOKEN}"}
-        response = httpx.post(f"{base}/v1/classify", files={"file": ("dinner.jpg", data, "image/jpeg")},
-                              headers=auth, timeout=30)
+        response = httpx.post(
+            f"{base}/v1/classify", files={"file": ("dinner.jpg", data, "image/jpeg")}, headers=auth, timeout=30
+        )
         assert response.status_code == 200, response.text
         assert response.json()["id"] == hashlib.sha256(data).hexdigest()
         assert response.json()["known"] is False
-        assert httpx.post(f"{base}/v1/classify", content=data, headers={"Content-Type": "image/jpeg"},
-                          timeout=30).status_code == 401
+        assert (
+            httpx.post(
+                f"{base}/v1/classify", content=data, headers={"Content-Type": "image/jpeg"}, timeout=30
+            ).status_code
+            == 401
+        )
         assert oversized_request_status(port) == 413
     finally:
         server.terminate()
@@ -135,8 +148,10 @@ def test_real_server_classifies_a_photo_over_http(settings, tmp_path):
 
 def oversized_request_status(port: int) -> int:
     """Announce a 1 GB upload and send none of it: the answer must come from the headers alone."""
-    head = (f"POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
-            "Content-Type: image/jpeg\r\nContent-Length: 1000000000\r\n\r\n")
+    head = (
+        f"POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
+        "Content-Type: image/jpeg\r\nContent-Length: 1000000000\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
         conn.sendall(head.encode())
         status_line = conn.makefile("rb").readline().decode()

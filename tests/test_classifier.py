@@ -10,7 +10,11 @@ import torch
 
 from factories import photo
 from foodclf.classifier import (
-    Uncertainty, display_label, forget_classifiers, load_classifier, pick_precision,
+    Uncertainty,
+    display_label,
+    forget_classifiers,
+    load_classifier,
+    pick_precision,
 )
 from foodclf.errors import ModelUnavailable
 from foodclf.images import load_image
@@ -99,12 +103,15 @@ def test_zero_shot_defaults_to_food101(settings, tiny_clip_dir, images):
     assert clip.labels == FOOD101_LABELS
 
 
-@pytest.mark.parametrize("scores, uncertain", [
-    ([0.9, 0.05], False),
-    ([0.4, 0.3], True),   # under the threshold
-    ([0.55, 0.5], True),  # over it, but too close to the runner-up
-    ([1.0], False),
-])
+@pytest.mark.parametrize(
+    "scores, uncertain",
+    [
+        ([0.9, 0.05], False),
+        ([0.4, 0.3], True),  # under the threshold
+        ([0.55, 0.5], True),  # over it, but too close to the runner-up
+        ([1.0], False),
+    ],
+)
 def test_uncertainty(scores, uncertain):
     assert Uncertainty(below=0.5, margin=0.1)(scores) is uncertain
 
@@ -118,9 +125,15 @@ def test_threshold_zero_never_flags(settings, images):
     assert not sure.classify_image(images[0]).uncertain
 
 
-@pytest.mark.parametrize("raw, shown", [
-    ("apple_pie", "Apple pie"), ("french_fries", "French fries"), ("not_food", "Not food"), ("pho", "Pho"),
-])
+@pytest.mark.parametrize(
+    "raw, shown",
+    [
+        ("apple_pie", "Apple pie"),
+        ("french_fries", "French fries"),
+        ("not_food", "Not food"),
+        ("pho", "Pho"),
+    ],
+)
 def test_display_label(raw, shown):
     assert display_label(raw) == shown
 

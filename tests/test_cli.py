@@ -9,9 +9,8 @@ import sys
 import pytest
 
 from factories import photo
-
+from foodclf.cli import COMMANDS, main
 from shared_data import FOOD_PHOTOS
-from foodclf.cli import main
 
 
 @pytest.fixture
@@ -74,8 +73,12 @@ def test_usage_lists_the_commands(capsys):
 
 
 def test_module_entry_point_runs(env, folder):
-    done = subprocess.run([sys.executable, "-m", "foodclf", "classify", "--json", str(folder)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "foodclf", "classify", "--json", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.strip().splitlines()) == 3
 
@@ -87,7 +90,37 @@ def test_shared_test_split_gives_75_results(env, capsys):
 
 
 def test_zero_shot_labels_from_the_command_line(env, folder, tiny_clip_dir, capsys):
-    assert main(["classify", "--json", "--model", str(tiny_clip_dir), "--labels", "pizza, not food",
-                 "--top-k", "0", str(folder / "dish0.jpg")]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                "--json",
+                "--model",
+                str(tiny_clip_dir),
+                "--labels",
+                "pizza, not food",
+                "--top-k",
+                "0",
+                str(folder / "dish0.jpg"),
+            ]
+        )
+        == 0
+    )
     record = json.loads(capsys.readouterr().out)
     assert sorted(s["label"] for s in record["class_scores"]) == ["not food", "pizza"]
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_command_answers_help_from_the_one_table(name, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([name, "--help"])
+    assert stopped.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m foodclf {name}")
+    assert COMMANDS[name][0] in out  # the one-line help listed in foodclf --help
+
+
+def test_the_command_list_names_every_command(capsys):
+    assert main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    assert all(f"  {name:<10} {help_text}" in listed for name, (help_text, _, _) in COMMANDS.items())

@@ -15,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from db.engine import close_database, open_database, session_scope, upgrade_database
 from db.models import Base, ImageRow, ReviewRow
 from db.records import find_image, image_history
-from db.registry import list_models, register_model
 from db.reviews import submit_review
 from db.stats import category_rates
+from db.trained_models import list_models, register_model
 from foodclf.errors import FoodclfError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,21 +65,29 @@ def test_migration_from_the_previous_schema_keeps_every_row(tmp_path):
     upgrade_database(old, "0001")
     with old.begin() as connection:
         assert "trained_models" not in inspect(connection).get_table_names()
-        connection.execute(text(
-            "INSERT INTO images (id, content_id, file_name, stored_path, width, height, format, size_bytes,"
-            " source, added_by, added_at, prediction_id, top_label, top_score)"
-            " VALUES (1, :cid, 'old photo.jpg', :path, 64, 48, 'JPEG', 1234, 'folder', 'carol',"
-            " '2024-05-01 10:00:00.000000', 1, 'pizza', 0.25)"
-        ), {"cid": "a" * 64, "path": "a" * 64 + ".jpg"})
-        connection.execute(text(
-            "INSERT INTO predictions (id, image_id, model_id, fingerprint, top_label, top_score, scores,"
-            " uncertain, latency_ms, created_at) VALUES (1, 1, 'old-model', :fp, 'pizza', 0.25,"
-            " '[{\"label\": \"pizza\", \"score\": 0.25}]', 1, 3.5, '2024-05-01 10:00:00.000000')"
-        ), {"fp": "b" * 64})
-        connection.execute(text(
-            "INSERT INTO reviews (id, image_id, prediction_id, action, final_label, reviewer, created_at)"
-            " VALUES (1, 1, 1, 'skipped', NULL, 'dave', '2024-05-02 09:00:00.000000')"
-        ))
+        connection.execute(
+            text(
+                "INSERT INTO images (id, content_id, file_name, stored_path, width, height, format, size_bytes,"
+                " source, added_by, added_at, prediction_id, top_label, top_score)"
+                " VALUES (1, :cid, 'old photo.jpg', :path, 64, 48, 'JPEG', 1234, 'folder', 'carol',"
+                " '2024-05-01 10:00:00.000000', 1, 'pizza', 0.25)"
+            ),
+            {"cid": "a" * 64, "path": "a" * 64 + ".jpg"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO predictions (id, image_id, model_id, fingerprint, top_label, top_score, scores,"
+                " uncertain, latency_ms, created_at) VALUES (1, 1, 'old-model', :fp, 'pizza', 0.25,"
+                ' \'[{"label": "pizza", "score": 0.25}]\', 1, 3.5, \'2024-05-01 10:00:00.000000\')'
+            ),
+            {"fp": "b" * 64},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO reviews (id, image_id, prediction_id, action, final_label, reviewer, created_at)"
+                " VALUES (1, 1, 1, 'skipped', NULL, 'dave', '2024-05-02 09:00:00.000000')"
+            )
+        )
     old.dispose()
 
     engine = open_database(url)  # what the app and the CLI do on start
@@ -87,11 +95,22 @@ def test_migration_from_the_previous_schema_keeps_every_row(tmp_path):
         with session_scope(engine) as session:
             image = find_image(session, "a" * 64)
             assert (image.file_name, image.top_label, image.added_at.isoformat()) == (
-                "old photo.jpg", "pizza", "2024-05-01T10:00:00+00:00")
+                "old photo.jpg",
+                "pizza",
+                "2024-05-01T10:00:00+00:00",
+            )
             assert [e["kind"] for e in image_history(session, 1)] == ["prediction", "review"]
             review = submit_review(session, 1, action="confirmed", reviewer="erin", expected_review_id=None)
-            register_model(session, name="v2", path="/models/v2", base_model="old-model", labels=["pizza"],
-                           metrics={}, train_size=1, created_by="erin")
+            register_model(
+                session,
+                name="v2",
+                path="/models/v2",
+                base_model="old-model",
+                labels=["pizza"],
+                metrics={},
+                train_size=1,
+                created_by="erin",
+            )
         with session_scope(engine) as session:
             assert session.scalars(select(ImageRow.current_label)).all() == ["pizza"]
             assert review.id == 2
@@ -104,26 +123,53 @@ def test_migration_0003_records_the_label_each_current_decision_judged(tmp_path)
     url = f"sqlite:///{tmp_path / 'judged.db'}"
     old = create_engine(url)
     upgrade_database(old, "0002")
-    image = ("INSERT INTO images (id, content_id, file_name, stored_path, width, height, format, size_bytes, source,"
-             " added_by, added_at, prediction_id, top_label, top_score, current_review_id, current_label,"
-             " current_action, reviewed_at) VALUES (:id, :cid, 'p.jpg', 'p.jpg', 64, 48, 'JPEG', 1, 'folder', 'carol',"
-             " '2024-05-01 10:00:00.000000', :latest, :top, 0.5, :review, :final, :action, :at)")
-    prediction = ("INSERT INTO predictions (id, image_id, model_id, fingerprint, top_label, top_score, scores,"
-                  " uncertain, latency_ms, created_at) VALUES (:id, :image, 'm', :fp, :label, 0.5, '[]', 0, 1,"
-                  " '2024-05-01 10:00:00.000000')")
-    review = ("INSERT INTO reviews (id, image_id, prediction_id, action, final_label, reviewer, created_at)"
-              " VALUES (:id, :image, :prediction, :action, :final, 'dave', '2024-05-02 09:00:00.000000')")
+    image = (
+        "INSERT INTO images (id, content_id, file_name, stored_path, width, height, format, size_bytes, source,"
+        " added_by, added_at, prediction_id, top_label, top_score, current_review_id, current_label,"
+        " current_action, reviewed_at) VALUES (:id, :cid, 'p.jpg', 'p.jpg', 64, 48, 'JPEG', 1, 'folder', 'carol',"
+        " '2024-05-01 10:00:00.000000', :latest, :top, 0.5, :review, :final, :action, :at)"
+    )
+    prediction = (
+        "INSERT INTO predictions (id, image_id, model_id, fingerprint, top_label, top_score, scores,"
+        " uncertain, latency_ms, created_at) VALUES (:id, :image, 'm', :fp, :label, 0.5, '[]', 0, 1,"
+        " '2024-05-01 10:00:00.000000')"
+    )
+    review = (
+        "INSERT INTO reviews (id, image_id, prediction_id, action, final_label, reviewer, created_at)"
+        " VALUES (:id, :image, :prediction, :action, :final, 'dave', '2024-05-02 09:00:00.000000')"
+    )
     with old.begin() as connection:
         # Photo 1 was confirmed as pizza, then a newer model called it sushi; photo 2 is unreviewed;
         # photo 3's decision judged no prediction.
-        for row in [dict(id=1, cid="a" * 64, latest=2, top="sushi", review=1, final="pizza", action="confirmed",
-                         at="2024-05-02 09:00:00.000000"),
-                    dict(id=2, cid="b" * 64, latest=3, top="ramen", review=None, final=None, action=None, at=None),
-                    dict(id=3, cid="c" * 64, latest=None, top=None, review=2, final="pho", action="corrected",
-                         at="2024-05-02 09:00:00.000000")]:
+        for row in [
+            dict(
+                id=1,
+                cid="a" * 64,
+                latest=2,
+                top="sushi",
+                review=1,
+                final="pizza",
+                action="confirmed",
+                at="2024-05-02 09:00:00.000000",
+            ),
+            dict(id=2, cid="b" * 64, latest=3, top="ramen", review=None, final=None, action=None, at=None),
+            dict(
+                id=3,
+                cid="c" * 64,
+                latest=None,
+                top=None,
+                review=2,
+                final="pho",
+                action="corrected",
+                at="2024-05-02 09:00:00.000000",
+            ),
+        ]:
             connection.execute(text(image), row)
-        for row in [dict(id=1, image=1, fp="1" * 64, label="pizza"), dict(id=2, image=1, fp="2" * 64, label="sushi"),
-                    dict(id=3, image=2, fp="1" * 64, label="ramen")]:
+        for row in [
+            dict(id=1, image=1, fp="1" * 64, label="pizza"),
+            dict(id=2, image=1, fp="2" * 64, label="sushi"),
+            dict(id=3, image=2, fp="1" * 64, label="ramen"),
+        ]:
             connection.execute(text(prediction), row)
         connection.execute(text(review), dict(id=1, image=1, prediction=1, action="confirmed", final="pizza"))
         connection.execute(text(review), dict(id=2, image=3, prediction=None, action="corrected", final="pho"))

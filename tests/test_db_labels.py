@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from db.labels import known_labels
 from db.reviews import undo_last_review
-from db.stats import final_label_counts, predicted_label_counts
+from db.stats import final_label_counts, known_labels, predicted_label_counts
 
 
 def test_no_photos_no_labels(session):

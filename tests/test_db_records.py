@@ -9,11 +9,16 @@ import pytest
 from sqlalchemy import func, select
 
 import db.records
-from factories import FINGERPRINT, fake_loaded, fake_result
 from db.models import ImageRow, PredictionRow
 from db.records import (
-    find_image, image_history, image_summary, record_image, record_prediction, stored_content_ids,
+    find_image,
+    image_history,
+    image_summary,
+    record_image,
+    record_prediction,
+    stored_content_ids,
 )
+from factories import FINGERPRINT, fake_loaded, fake_result
 
 
 def count(session, model) -> int:
@@ -21,11 +26,13 @@ def count(session, model) -> int:
 
 
 def test_recording_the_same_photo_twice_keeps_one_row(session):
-    first = record_image(session, fake_loaded(b"bytes", "first.jpg"), source="upload", added_by="alice",
-                         stored_path="x.jpg")
+    first = record_image(
+        session, fake_loaded(b"bytes", "first.jpg"), source="upload", added_by="alice", stored_path="x.jpg"
+    )
     session.commit()
-    second = record_image(session, fake_loaded(b"bytes", "renamed.jpg"), source="api", added_by="bob",
-                          stored_path="x.jpg")
+    second = record_image(
+        session, fake_loaded(b"bytes", "renamed.jpg"), source="api", added_by="bob", stored_path="x.jpg"
+    )
     assert second.id == first.id
     assert (second.file_name, second.source, second.added_by) == ("first.jpg", "upload", "alice")
     assert count(session, ImageRow) == 1
@@ -89,11 +96,23 @@ def test_history_lists_predictions_and_reviews_in_time_order(session, make_image
     undo_last_review(session, "alice")
     events = image_history(session, image.id)
     assert [(e["kind"], e.get("action")) for e in events] == [
-        ("prediction", None), ("review", "skipped"), ("review", "confirmed"), ("prediction", None),
+        ("prediction", None),
+        ("review", "skipped"),
+        ("review", "confirmed"),
+        ("prediction", None),
         ("review", "undone"),
     ]
-    assert events[0] == dict(kind="prediction", at=ANY, id=ANY, model_id="tiny-test", fingerprint=FINGERPRINT,
-                             label="pizza", score=0.9, uncertain=False, scores=ANY)
+    assert events[0] == dict(
+        kind="prediction",
+        at=ANY,
+        id=ANY,
+        model_id="tiny-test",
+        fingerprint=FINGERPRINT,
+        label="pizza",
+        score=0.9,
+        uncertain=False,
+        scores=ANY,
+    )
     assert events[4]["undoes_review_id"] == events[2]["id"]
     assert not any(e.get("current") for e in events)  # the undo left it unreviewed
     assert image_history(session, "0" * 64) is None

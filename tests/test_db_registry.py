@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from db.registry import active_model, list_models, register_model, set_active_model
+from db.trained_models import active_model, list_models, register_model, set_active_model
 from foodclf.errors import FoodclfError
 
 
 def register(session, name, **overrides):
-    fields = dict(path=f"/models/{name}", base_model="tiny", labels=["pizza", "calzone"],
-                  metrics={"accuracy": 0.9, "per_class": {"pizza": 0.95}}, train_size=120, created_by="erin")
+    fields = dict(
+        path=f"/models/{name}",
+        base_model="tiny",
+        labels=["pizza", "calzone"],
+        metrics={"accuracy": 0.9, "per_class": {"pizza": 0.95}},
+        train_size=120,
+        created_by="erin",
+    )
     return register_model(session, name=name, **(fields | overrides))
 
 
@@ -19,7 +25,10 @@ def test_register_and_list_newest_first(session):
     second = register(session, "v2")
     assert [m.name for m in list_models(session)] == ["v2", "v1"]
     assert (second.labels, second.metrics["per_class"], second.train_size) == (
-        ["pizza", "calzone"], {"pizza": 0.95}, 120)
+        ["pizza", "calzone"],
+        {"pizza": 0.95},
+        120,
+    )
     assert second.created_at.tzinfo is not None
     assert not first.active and active_model(session) is None
 

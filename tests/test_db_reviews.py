@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from db.models import ImageRow, ReviewRow, utcnow
 from db.queue import count_queue
-from db.reviews import clean_label, submit_review, undo_last_review
+from db.reviews import submit_review, undo_last_review
 from foodclf.errors import FoodclfError, ReviewConflict, UnknownCategory
+from foodclf.labels import clean_label
 
 
 def reviews(session) -> list[tuple]:
@@ -26,21 +27,31 @@ def state(session, image) -> tuple:
     return image.current_action, image.current_label
 
 
-@pytest.mark.parametrize("action, label, expected", [
-    ("confirmed", None, ("confirmed", "pizza")),
-    ("confirmed", "pizza", ("confirmed", "pizza")),
-    ("corrected", "Apple Pie ", ("corrected", "apple_pie")),
-    ("corrected", "  Crème   Brûlée", ("corrected", "crème_brûlée")),
-    ("corrected", "new-dish", ("corrected", "new_dish")),  # a label the model does not know: allowed
-    ("corrected", "Pizza", ("confirmed", "pizza")),  # "correcting" to the prediction confirms it
-    ("corrected", "Not Food", ("not_food", "not_food")),
-    ("confirmed", "Sushi", ("corrected", "sushi")),  # the moderator confirmed what they saw: an older prediction
-    ("not_food", "ignored", ("not_food", "not_food")),
-])
+@pytest.mark.parametrize(
+    "action, label, expected",
+    [
+        ("confirmed", None, ("confirmed", "pizza")),
+        ("confirmed", "pizza", ("confirmed", "pizza")),
+        ("corrected", "Apple Pie ", ("corrected", "apple_pie")),
+        ("corrected", "  Crème   Brûlée", ("corrected", "crème_brûlée")),
+        ("corrected", "new-dish", ("corrected", "new_dish")),  # a label the model does not know: allowed
+        ("corrected", "Pizza", ("confirmed", "pizza")),  # "correcting" to the prediction confirms it
+        ("corrected", "Not Food", ("not_food", "not_food")),
+        ("confirmed", "Sushi", ("corrected", "sushi")),  # the moderator confirmed what they saw: an older prediction
+        ("not_food", "ignored", ("not_food", "not_food")),
+    ],
+)
 def test_decisions_are_stored_with_normalised_labels(session, make_image, action, label, expected):
     image = make_image(session, label="pizza")
-    review = submit_review(session, image.id, action=action, final_label=label, reviewer=" alice ",
-                           expected_review_id=None, note="  looks right ")
+    review = submit_review(
+        session,
+        image.id,
+        action=action,
+        final_label=label,
+        reviewer=" alice ",
+        expected_review_id=None,
+        note="  looks right ",
+    )
     assert (review.action, review.final_label, review.reviewer, review.note) == (*expected, "alice", "looks right")
     assert review.prediction_id == image.prediction_id
     assert (image.current_review_id, image.reviewed_at) == (review.id, review.created_at)
@@ -56,26 +67,30 @@ def test_skipping_leaves_the_photo_in_the_queue(session, make_image):
     assert count_queue(session) == 1
 
 
-@pytest.mark.parametrize("label, message", [
-    (None, "Pick or type a category for this photo."),
-    ("   ", "Pick or type a category for this photo."),
-    ("../../etc/passwd", "Use only letters, digits, spaces and hyphens in a category name (not './')."),
-    ("fish/chips", "(not '/')"),
-    ("mac & cheese", "(not '&')"),
-    ("pizza\x00", "(not '\\x00')"),
-    ("<script>", "(not '<>')"),
-    ("x" * 101, "A category name can be at most 100 characters."),
-    ("é" * 101, "A category name can be at most 100 characters."),  # counted in characters, not bytes
-    ("pizza\u200b", "(not '\\u200b')"),  # zero-width space pasted from a web page
-    ("\u202epizza", "(not '\\u202e')"),  # right-to-left override: would display reversed
-    ("pi\u00adzza", "(not '\\xad')"),  # soft hyphen: invisible
-    ("🍕", "(not '🍕')"),
-])
+@pytest.mark.parametrize(
+    "label, message",
+    [
+        (None, "Pick or type a category for this photo."),
+        ("   ", "Pick or type a category for this photo."),
+        ("../../etc/passwd", "Use only letters, digits, spaces and hyphens in a category name (not './')."),
+        ("fish/chips", "(not '/')"),
+        ("mac & cheese", "(not '&')"),
+        ("pizza\x00", "(not '\\x00')"),
+        ("<script>", "(not '<>')"),
+        ("x" * 101, "A category name can be at most 100 characters."),
+        ("é" * 101, "A category name can be at most 100 characters."),  # counted in characters, not bytes
+        ("pizza\u200b", "(not '\\u200b')"),  # zero-width space pasted from a web page
+        ("\u202epizza", "(not '\\u202e')"),  # right-to-left override: would display reversed
+        ("pi\u00adzza", "(not '\\xad')"),  # soft hyphen: invisible
+        ("🍕", "(not '🍕')"),
+    ],
+)
 def test_unusable_labels_are_refused_and_nothing_is_written(session, make_image, label, message):
     image = make_image(session)
     with pytest.raises(UnknownCategory) as caught:
-        submit_review(session, image.id, action="corrected", final_label=label, reviewer="alice",
-                      expected_review_id=None)
+        submit_review(
+            session, image.id, action="corrected", final_label=label, reviewer="alice", expected_review_id=None
+        )
     assert message in str(caught.value)
     assert reviews(session) == []
     assert image.current_review_id is None
@@ -95,18 +110,22 @@ def test_misuse_is_a_value_error_naming_the_argument(session, make_image):
     assert state(session, image) == (None, None)
 
 
-@pytest.mark.parametrize("label, stored", [
-    ("x" * 100, "x" * 100),  # exactly the limit
-    ("é" * 100, "é" * 100),
-    ("\u00a0Pizza\u00a0", "pizza"),  # no-break spaces count as spaces
-    ("tab\there", "tab_here"),
-    ("two\nlines", "two_lines"),
-    ("Ramen-Ya  2", "ramen_ya_2"),
-])
+@pytest.mark.parametrize(
+    "label, stored",
+    [
+        ("x" * 100, "x" * 100),  # exactly the limit
+        ("é" * 100, "é" * 100),
+        ("\u00a0Pizza\u00a0", "pizza"),  # no-break spaces count as spaces
+        ("tab\there", "tab_here"),
+        ("two\nlines", "two_lines"),
+        ("Ramen-Ya  2", "ramen_ya_2"),
+    ],
+)
 def test_odd_but_usable_labels_are_normalised(session, make_image, label, stored):
     image = make_image(session, label="pizza")
-    review = submit_review(session, image.id, action="corrected", final_label=label, reviewer="alice",
-                           expected_review_id=None)
+    review = submit_review(
+        session, image.id, action="corrected", final_label=label, reviewer="alice", expected_review_id=None
+    )
     assert review.final_label == stored
     assert state(session, image) == ("confirmed" if stored == "pizza" else "corrected", stored)
 
@@ -119,8 +138,7 @@ BLANK_NAMES = [None, "", "   ", "\t\n", "\u00a0", "\u3000"]
 def test_a_blank_reviewer_is_refused_and_nothing_is_written(session, make_image, reviewer, action):
     image = make_image(session)
     with pytest.raises(FoodclfError, match="^Enter your name before reviewing, so each decision can be traced.$"):
-        submit_review(session, image.id, action=action, final_label="soup", reviewer=reviewer,
-                      expected_review_id=None)
+        submit_review(session, image.id, action=action, final_label="soup", reviewer=reviewer, expected_review_id=None)
     assert reviews(session) == []
     assert state(session, image) == (None, None)
 
@@ -137,8 +155,7 @@ def test_undo_by_a_blank_reviewer_is_refused_and_nothing_is_written(session, mak
 
 def test_a_very_long_reviewer_name_is_cut_to_the_column_length(session, make_image):
     image = make_image(session)
-    review = submit_review(session, image.id, action="confirmed", reviewer="  a  " + "b" * 300,
-                           expected_review_id=None)
+    review = submit_review(session, image.id, action="confirmed", reviewer="  a  " + "b" * 300, expected_review_id=None)
     assert review.reviewer == ("a " + "b" * 300)[:100]
 
 
@@ -148,8 +165,14 @@ def test_a_review_of_a_photo_that_does_not_exist_is_refused(session, make_image,
     image = make_image(session)
     make_review(session, image, action="confirmed", reviewer="alice")
     with pytest.raises(FoodclfError, match="^This photo is no longer in the database; reload the queue.$"):
-        submit_review(session, missing, action=action, final_label="soup", reviewer="bob",
-                      expected_review_id=image.current_review_id)
+        submit_review(
+            session,
+            missing,
+            action=action,
+            final_label="soup",
+            reviewer="bob",
+            expected_review_id=image.current_review_id,
+        )
     assert reviews(session) == [("confirmed", "pizza", "alice")]
     assert state(session, image) == ("confirmed", "pizza")
 
@@ -165,14 +188,15 @@ def test_undo_with_nothing_to_undo_writes_nothing(session, make_image, make_revi
 
 
 def test_confirming_a_photo_without_prediction_asks_for_a_category(session):
-    from factories import fake_loaded
     from db.records import record_image
+    from factories import fake_loaded
 
     image = record_image(session, fake_loaded(b"bare"), source="upload", added_by="x", stored_path="b.jpg")
     with pytest.raises(UnknownCategory, match="no prediction to confirm"):
         submit_review(session, image.id, action="confirmed", reviewer="alice", expected_review_id=None)
-    review = submit_review(session, image.id, action="corrected", final_label="soup", reviewer="alice",
-                           expected_review_id=None)
+    review = submit_review(
+        session, image.id, action="corrected", final_label="soup", reviewer="alice", expected_review_id=None
+    )
     assert (review.prediction_id, review.final_label) == (None, "soup")
 
 
@@ -186,16 +210,19 @@ def test_second_moderator_is_told_who_reviewed_and_nothing_is_overwritten(engine
     submit_review(alice, image_id, action="confirmed", reviewer="alice", expected_review_id=seen_by_alice)
     alice.commit()
     with pytest.raises(ReviewConflict) as caught:
-        submit_review(bob, image_id, action="corrected", final_label="calzone", reviewer="bob",
-                      expected_review_id=seen_by_bob)
+        submit_review(
+            bob, image_id, action="corrected", final_label="calzone", reviewer="bob", expected_review_id=seen_by_bob
+        )
     bob.rollback()
     assert str(caught.value) == (
-        "This photo was just reviewed by alice (confirmed as pizza) just now; look again and decide.")
+        "This photo was just reviewed by alice (confirmed as Pizza) just now; look again and decide."
+    )
     # Bob looks again and re-judges knowingly.
     with Session(engine) as again, again.begin():
         current = again.get(ImageRow, image_id).current_review_id
-        submit_review(again, image_id, action="corrected", final_label="calzone", reviewer="bob",
-                      expected_review_id=current)
+        submit_review(
+            again, image_id, action="corrected", final_label="calzone", reviewer="bob", expected_review_id=current
+        )
     with Session(engine) as check:
         assert reviews(check) == [("confirmed", "pizza", "alice"), ("corrected", "calzone", "bob")]
         assert check.get(ImageRow, image_id).current_label == "calzone"
@@ -222,8 +249,14 @@ def test_simultaneous_submits_exactly_one_wins(engine, make_image, attempt):
             start.wait()
             try:
                 with session.begin():
-                    submit_review(session, image_id, action="corrected", final_label=f"dish_{name}",
-                                  reviewer=name, expected_review_id=None)
+                    submit_review(
+                        session,
+                        image_id,
+                        action="corrected",
+                        final_label=f"dish_{name}",
+                        reviewer=name,
+                        expected_review_id=None,
+                    )
                 outcomes[name] = "saved"
             except ReviewConflict as err:
                 outcomes[name] = err
@@ -236,7 +269,7 @@ def test_simultaneous_submits_exactly_one_wins(engine, make_image, attempt):
     winners = [name for name, outcome in outcomes.items() if outcome == "saved"]
     losers = [outcome for outcome in outcomes.values() if isinstance(outcome, ReviewConflict)]
     assert len(winners) == 1 and len(losers) == 1, outcomes
-    assert f"reviewed by {winners[0]} (corrected to dish {winners[0]})" in str(losers[0])
+    assert f"reviewed by {winners[0]} (corrected to Dish {winners[0]})" in str(losers[0])
     with Session(engine) as check:
         assert [r[2] for r in reviews(check)] == winners
         assert check.get(ImageRow, image_id).current_label == f"dish_{winners[0]}"
@@ -250,7 +283,10 @@ def test_undo_restores_the_previous_decision_and_keeps_history(session, make_ima
     assert (undo.action, undo.final_label, undo.reviewer) == ("undone", None, "bob")
     assert state(session, image) == ("confirmed", "pizza")
     assert reviews(session) == [
-        ("confirmed", "pizza", "alice"), ("corrected", "flatbread", "bob"), ("undone", None, "bob")]
+        ("confirmed", "pizza", "alice"),
+        ("corrected", "flatbread", "bob"),
+        ("undone", None, "bob"),
+    ]
 
 
 def test_undo_walks_back_and_returns_the_photo_to_the_queue(session, make_image, make_review):
@@ -283,8 +319,10 @@ def test_undo_of_a_decision_someone_else_replaced_is_refused(session, make_image
     image = make_image(session)
     make_review(session, image, action="confirmed", reviewer="alice")
     make_review(session, image, action="corrected", label="calzone", reviewer="bob")
-    with pytest.raises(ReviewConflict, match="reviewed by bob .* their decision stands, so there is nothing of "
-                                             "yours to undo on this photo."):
+    with pytest.raises(
+        ReviewConflict,
+        match="reviewed by bob .* their decision stands, so there is nothing of yours to undo on this photo.",
+    ):
         undo_last_review(session, "alice")
     assert state(session, image) == ("corrected", "calzone")
     assert [r[0] for r in reviews(session)] == ["confirmed", "corrected"]
@@ -302,8 +340,14 @@ def test_a_review_is_undone_at_most_once(session, make_image, make_review):
 
 def test_a_decomposed_accent_is_the_same_label(session, make_image):
     image = make_image(session)
-    review = submit_review(session, image.id, action="corrected", final_label="Cre\u0300me Bru\u0302le\u0301e",
-                           reviewer="alice", expected_review_id=None)
+    review = submit_review(
+        session,
+        image.id,
+        action="corrected",
+        final_label="Cre\u0300me Bru\u0302le\u0301e",
+        reviewer="alice",
+        expected_review_id=None,
+    )
     assert review.final_label == "crème_brûlée"
 
 

@@ -16,13 +16,13 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from factories import fake_result, image_factory, make_review_row
 from db import stats
 from db.engine import close_database, open_database
 from db.indexing import unseekable
 from db.models import DECISIONS, ImageRow, PredictionRow, ReviewRow, UTCDateTime
 from db.records import record_prediction
 from db.reviews import undo_last_review
+from factories import fake_result, image_factory, make_review_row
 from foodclf.errors import ReviewConflict
 
 START = datetime(2024, 5, 1, 6, tzinfo=timezone.utc)
@@ -60,8 +60,9 @@ def data(session):
     images = []
     for i in range(150):
         score = edge_scores[i] if i < len(edge_scores) else round(rng.random(), 4)
-        images.append(make_image(session, label=rng.choice(LABELS), score=score,
-                                 added_at=START + timedelta(hours=i * 0.8)))
+        images.append(
+            make_image(session, label=rng.choice(LABELS), score=score, added_at=START + timedelta(hours=i * 0.8))
+        )
     clock = START + timedelta(hours=2)
     for image in rng.sample(images, 110):
         for _ in range(rng.choice([1, 1, 2])):
@@ -80,7 +81,7 @@ def data(session):
                 restored = session.get(ImageRow, undo.image_id)
                 if restored.current_review_id is not None:
                     restored.reviewed_at = session.get(ReviewRow, restored.current_review_id).created_at
-    for image in rng.sample(images[len(edge_scores):], 25):  # the histogram edge photos keep their scores
+    for image in rng.sample(images[len(edge_scores) :], 25):  # the histogram edge photos keep their scores
         clock += timedelta(minutes=rng.randint(5, 60))
         result = fake_result(rng.choice(LABELS), round(rng.random(), 4), fingerprint=NEWER_MODEL)
         record_prediction(session, image, result).created_at = clock
@@ -103,9 +104,10 @@ def raw(session):
     undone = set(reviews["undoes_review_id"].dropna().astype(int))
     decisions = reviews[reviews["action"].isin(DECISIONS) & ~reviews["id"].isin(undone)]
     current = decisions.sort_values("id").groupby("image_id").tail(1)
-    current = current.merge(predictions[["id", "top_label"]].rename(columns={"id": "prediction_id",
-                                                                           "top_label": "judged"}),
-                            on="prediction_id")
+    current = current.merge(
+        predictions[["id", "top_label"]].rename(columns={"id": "prediction_id", "top_label": "judged"}),
+        on="prediction_id",
+    )
     current = current.rename(columns={"created_at": "decided_at", "final_label": "final"})
     latest = predictions.sort_values("id").groupby("image_id").tail(1)[["image_id", "top_label", "top_score"]]
     images = images[["id", "added_at"]].merge(latest, left_on="id", right_on="image_id")
@@ -145,12 +147,15 @@ def test_denormalised_decision_columns_match_the_review_log(session, data):
     """The statistics read each photo's decision from images; it must be what the log says."""
     images, _, _ = raw(session)
     derived = images.set_index("id")[["action", "final", "judged", "decided_at"]]
-    stored = frame(session, ImageRow).set_index("id")[["current_action", "current_label", "judged_label",
-                                                      "reviewed_at"]]
+    stored = frame(session, ImageRow).set_index("id")[
+        ["current_action", "current_label", "judged_label", "reviewed_at"]
+    ]
 
     def rows(table):
-        return sorted((key, *(None if pd.isna(v) else v for v in values))
-                      for key, values in zip(table.index, table.itertuples(index=False)))
+        return sorted(
+            (key, *(None if pd.isna(v) else v for v in values))
+            for key, values in zip(table.index, table.itertuples(index=False))
+        )
 
     assert rows(stored) == rows(derived)
 
@@ -172,8 +177,15 @@ def test_category_rates(session, data, span):
     for label, group in decided.groupby("judged"):
         n = len(group)
         counts = {a: int((group["action"] == a).sum()) for a in DECISIONS}
-        expected.append(dict(label=label, reviewed=n, **counts, confirmation_rate=counts["confirmed"] / n,
-                             correction_rate=(counts["corrected"] + counts["not_food"]) / n))
+        expected.append(
+            dict(
+                label=label,
+                reviewed=n,
+                **counts,
+                confirmation_rate=counts["confirmed"] / n,
+                correction_rate=(counts["corrected"] + counts["not_food"]) / n,
+            )
+        )
     expected.sort(key=lambda r: (-r["reviewed"], r["label"]))
     assert stats.category_rates(session, **span) == expected
 
@@ -183,8 +195,10 @@ def test_confusion_pairs(session, data, span):
     images, _, _ = raw(session)
     changed = images[images["action"].isin(["corrected", "not_food"]) & within(images["decided_at"], **span)]
     pairs = changed.groupby(["judged", "final"]).size()
-    expected = sorted(({"predicted": p, "final": f, "count": int(n)} for (p, f), n in pairs.items()),
-                      key=lambda r: (-r["count"], r["predicted"], r["final"]))
+    expected = sorted(
+        ({"predicted": p, "final": f, "count": int(n)} for (p, f), n in pairs.items()),
+        key=lambda r: (-r["count"], r["predicted"], r["final"]),
+    )
     assert stats.confusion_pairs(session, **span) == expected
     assert all(r["predicted"] != r["final"] for r in expected)
 
@@ -212,8 +226,9 @@ def test_daily_volume(session, data, span):
     decided = reviews[reviews["action"].isin(DECISIONS) & within(reviews["created_at"], **span)]
     decided = decided["created_at"].map(lambda t: t.date()).value_counts()
     days = pd.date_range(min(added.index.min(), decided.index.min()), max(added.index.max(), decided.index.max()))
-    expected = [dict(day=d.date(), added=int(added.get(d.date(), 0)), decisions=int(decided.get(d.date(), 0)))
-                for d in days]
+    expected = [
+        dict(day=d.date(), added=int(added.get(d.date(), 0)), decisions=int(decided.get(d.date(), 0))) for d in days
+    ]
     assert stats.daily_volume(session, **span) == expected
 
 
@@ -223,8 +238,9 @@ def test_reviewer_activity(session, data, span):
     rows = reviews[within(reviews["created_at"], **span)]
     expected = []
     for reviewer, group in rows.groupby("reviewer"):
-        counts = {a: int((group["action"] == a).sum()) for a in ("confirmed", "corrected", "not_food", "skipped",
-                                                                 "undone")}
+        counts = {
+            a: int((group["action"] == a).sum()) for a in ("confirmed", "corrected", "not_food", "skipped", "undone")
+        }
         expected.append(dict(reviewer=reviewer, decisions=sum(counts[a] for a in DECISIONS), **counts))
     expected.sort(key=lambda r: (-r["decisions"], r["reviewer"]))
     assert stats.reviewer_activity(session, **span) == expected
@@ -237,9 +253,12 @@ def test_summary(session, data, span):
     decided = images[images["action"].notna() & within(images["decided_at"], **span)]
     logged = reviews[within(reviews["created_at"], **span)]
     assert stats.summary(session, **span) == dict(
-        images=len(added), predictions=int(within(predictions["created_at"], **span).sum()),
-        reviewed=len(decided), unreviewed=int(added["action"].isna().sum()),
-        decisions=int(logged["action"].isin(DECISIONS).sum()), reviewers=logged["reviewer"].nunique(),
+        images=len(added),
+        predictions=int(within(predictions["created_at"], **span).sum()),
+        reviewed=len(decided),
+        unreviewed=int(added["action"].isna().sum()),
+        decisions=int(logged["action"].isin(DECISIONS).sum()),
+        reviewers=logged["reviewer"].nunique(),
         **{a: int((decided["action"] == a).sum()) for a in DECISIONS},
     )
 
@@ -251,15 +270,30 @@ def test_an_empty_database_gives_empty_statistics(tmp_path):
     assert stats.category_rates(session) == [] and stats.confusion_pairs(session) == []
     assert [row["count"] for row in stats.confidence_histogram(session)] == [0] * 10
     assert stats.daily_volume(session) == [] and stats.reviewer_activity(session) == []
-    assert stats.summary(session) == dict(images=0, predictions=0, reviewed=0, unreviewed=0, decisions=0,
-                                          reviewers=0, confirmed=0, corrected=0, not_food=0)
+    assert stats.summary(session) == dict(
+        images=0,
+        predictions=0,
+        reviewed=0,
+        unreviewed=0,
+        decisions=0,
+        reviewers=0,
+        confirmed=0,
+        corrected=0,
+        not_food=0,
+    )
     session.close()
     close_database(url)
 
 
 STATISTICS = [
-    stats.predicted_label_counts, stats.final_label_counts, stats.category_rates, stats.confusion_pairs,
-    stats.confidence_histogram, stats.daily_volume, stats.reviewer_activity, stats.summary,
+    stats.predicted_label_counts,
+    stats.final_label_counts,
+    stats.category_rates,
+    stats.confusion_pairs,
+    stats.confidence_histogram,
+    stats.daily_volume,
+    stats.reviewer_activity,
+    stats.summary,
 ]
 BIG_TABLES = {"images", "predictions", "reviews"}
 
@@ -296,5 +330,6 @@ def test_unseekable_ranges_are_sqlite_only_sql():
     hidden = unseekable(ImageRow.added_at) >= START
     assert str(hidden.compile(dialect=sqlite.dialect())) == "+images.added_at >= ?"
     assert str(hidden.compile(dialect=postgresql.dialect())) == (
-        "images.added_at >= %(param_1)s::TIMESTAMP WITHOUT TIME ZONE")
+        "images.added_at >= %(param_1)s::TIMESTAMP WITHOUT TIME ZONE"
+    )
     assert isinstance(hidden.right.type, UTCDateTime)  # bound as naive UTC, like the column

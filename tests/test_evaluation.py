@@ -8,13 +8,18 @@ import json
 import numpy as np
 import pytest
 from sklearn.metrics import (
-    accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support, top_k_accuracy_score,
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    top_k_accuracy_score,
 )
 
 from factories import photo
 from foodclf.cli import main
-from foodclf.evaluation import compute_metrics, evaluate_model, match_labels
+from foodclf.evaluation.report import evaluate_model
 from foodclf.labels import FOOD101_LABELS
+from foodclf.metrics import compute_metrics, match_labels
 
 MODEL_LABELS = ["pizza", "steak", "sushi", "ramen", "tacos", "waffles", "hot_dog"]
 
@@ -41,8 +46,9 @@ def test_figures_equal_scikit_learns(seed):
     assert m.macro_f1 == pytest.approx(f1_score(true, predicted, labels=data_labels, average="macro", zero_division=0))
     true_idx = [MODEL_LABELS.index(label) for label in true]
     assert m.top_k_accuracy == pytest.approx(top_k_accuracy_score(true_idx, scores, k=5, labels=range(7)))
-    precision, recall, f1, support = precision_recall_fscore_support(true, predicted, labels=data_labels,
-                                                                     zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        true, predicted, labels=data_labels, zero_division=0
+    )
     assert [r["label"] for r in m.per_class] == data_labels
     assert [r["precision"] for r in m.per_class] == pytest.approx(precision)
     assert [r["recall"] for r in m.per_class] == pytest.approx(recall)
@@ -78,8 +84,12 @@ def test_top_k_of_a_model_with_few_labels_is_every_known_photo():
 
 def test_folder_names_match_labels_ignoring_case_spaces_and_underscores():
     assert match_labels(["Apple Pie", "applepie", "ICE_CREAM", "hot-dog", "Not food", "steak "], FOOD101_LABELS) == {
-        "Apple Pie": "apple_pie", "applepie": "apple_pie", "ICE_CREAM": "ice_cream", "hot-dog": "hot_dog",
-        "Not food": None, "steak ": "steak",
+        "Apple Pie": "apple_pie",
+        "applepie": "apple_pie",
+        "ICE_CREAM": "ice_cream",
+        "hot-dog": "hot_dog",
+        "Not food": None,
+        "steak ": "steak",
     }
 
 
@@ -113,7 +123,12 @@ def test_evaluate_model_scores_a_folder_and_writes_the_report(settings, labelled
 
     report = tmp_path / "report"
     assert sorted(p.name for p in report.iterdir()) == [
-        "confusion.csv", "confusion.png", "metrics.json", "mistakes.csv", "per_class.csv"]
+        "confusion.csv",
+        "confusion.png",
+        "metrics.json",
+        "mistakes.csv",
+        "per_class.csv",
+    ]
     assert (report / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = json.loads((report / "metrics.json").read_text())
     assert saved["accuracy"] == m.accuracy and saved["unknown_labels"] == {"not_food": 3}

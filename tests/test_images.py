@@ -11,10 +11,9 @@ import pytest
 from PIL import Image
 
 from factories import photo
-
-from shared_data import HOSTILE_IMAGES
 from foodclf.errors import ImageRejected, ImageTooLarge, UnsupportedImageType
 from foodclf.images import content_id, display_name, find_images, load_image
+from shared_data import HOSTILE_IMAGES
 
 
 def save(image: Image.Image, fmt: str, **args) -> bytes:
@@ -49,8 +48,7 @@ GOOD = {
     "rgb jpeg": lambda: photo(),
     "cmyk jpeg": lambda: save(Image.new("CMYK", (20, 20), (0, 255, 255, 0)), "JPEG"),
     "grey jpeg": lambda: save(Image.new("L", (20, 20), 128), "JPEG"),
-    "palette png with transparency": lambda: save(
-        Image.new("P", (20, 20), 0), "PNG", transparency=0),
+    "palette png with transparency": lambda: save(Image.new("P", (20, 20), 0), "PNG", transparency=0),
     "rgba png": lambda: photo((10, 20, 30, 0), fmt="PNG"),
     "la png": lambda: save(Image.new("LA", (20, 20), (0, 0)), "PNG"),
     "16-bit png": lambda: save(Image.fromarray(np.full((20, 20), 40000, dtype=np.uint16)), "PNG"),
@@ -150,12 +148,15 @@ def test_missing_file_is_a_clear_refusal(tmp_path):
         load_image(tmp_path / "nope.jpg")
 
 
-@pytest.mark.parametrize("raw, shown", [
-    ("../../etc/passwd", "passwd"),
-    ("C:\\Users\\me\\pho\x00to.jpg", "photo.jpg"),
-    ("", "photo"),
-    ("sushi 🍣 .jpg", "sushi 🍣 .jpg"),
-])
+@pytest.mark.parametrize(
+    "raw, shown",
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\me\\pho\x00to.jpg", "photo.jpg"),
+        ("", "photo"),
+        ("sushi 🍣 .jpg", "sushi 🍣 .jpg"),
+    ],
+)
 def test_display_names_are_never_paths(raw, shown):
     assert display_name(raw) == shown
 

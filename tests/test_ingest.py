@@ -15,16 +15,15 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from factories import photo
-
-from shared_data import FOOD_PHOTOS, HOSTILE_IMAGES
 from db.engine import close_database, open_database, session_scope
 from db.models import ImageRow, PredictionRow
+from factories import photo
 from foodclf.classifier import load_classifier
 from foodclf.cli import main
 from foodclf.errors import FoodclfError
 from foodclf.images import decode_image
-from foodclf.ingest import ingest_folder, store_upload
+from foodclf.ingest import ingest_folder, store_photo
+from shared_data import FOOD_PHOTOS, HOSTILE_IMAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,8 +56,10 @@ def db_counts(settings) -> tuple[int, int, int]:
         images = session.scalar(select(func.count()).select_from(ImageRow))
         predictions = session.scalar(select(func.count()).select_from(PredictionRow))
         duplicates = session.execute(
-            select(PredictionRow.image_id).group_by(PredictionRow.image_id, PredictionRow.fingerprint)
-            .having(func.count() > 1)).all()
+            select(PredictionRow.image_id)
+            .group_by(PredictionRow.image_id, PredictionRow.fingerprint)
+            .having(func.count() > 1)
+        ).all()
     assert duplicates == []
     store = Path(settings.image_dir)
     files = len([p for p in store.iterdir() if not p.name.startswith(".")]) if store.exists() else 0
@@ -97,10 +98,10 @@ def test_ingesting_twice_stores_each_photo_once(settings, classifier, tmp_path):
     (folder / "a" / "copy.jpg").write_bytes(paths[0].read_bytes())  # same photo under another name
     (folder / "README.txt").write_text("not a photo")
     (folder / ".hidden.jpg").write_bytes(photo(color=(1, 2, 3)))
-    first = ingest_folder(settings, folder, classifier, added_by="tester", progress=False)
+    first = ingest_folder(settings, folder, classifier, added_by="tester")
     assert (first.files, first.stored, first.already, first.refused) == (11, 10, 1, [])
     assert db_counts(settings) == (10, 10, 10)
-    second = ingest_folder(settings, folder, classifier, added_by="tester", progress=False)
+    second = ingest_folder(settings, folder, classifier, added_by="tester")
     assert (second.files, second.stored, second.already, second.refused) == (11, 0, 11, [])
     assert db_counts(settings) == (10, 10, 10)
     with session_scope(open_database(settings)) as session:
@@ -114,10 +115,10 @@ def test_a_new_model_adds_its_predictions_to_the_same_images(settings, classifie
 
     folder = tmp_path / "photos"
     make_folder(folder, 6)
-    ingest_folder(settings, folder, classifier, progress=False)
+    ingest_folder(settings, folder, classifier)
     other = load_classifier(settings, str(build_tiny_vit(tmp_path / "other-model", seed=1)))
     assert other.fingerprint != classifier.fingerprint
-    report = ingest_folder(settings, folder, other, progress=False)
+    report = ingest_folder(settings, folder, other)
     assert (report.stored, report.already) == (6, 0)
     assert db_counts(settings) == (6, 12, 6)
 
@@ -129,8 +130,12 @@ def test_refused_files_are_each_reported_and_nothing_is_stored_for_them(settings
     make_folder(folder, 2)
     reasons = hostile_files(folder)
     heard = []
-    report = ingest_folder(settings, folder, classifier, progress=False,
-                           on_refused=lambda path, reason: heard.append((path, reason)))
+    report = ingest_folder(
+        settings,
+        folder,
+        classifier,
+        on_outcome=lambda outcome, path: outcome.ok or heard.append((path, str(outcome.error))),
+    )
     assert (report.stored, report.already) == (2, 0)
     assert heard == report.refused
     assert sorted(Path(path).name for path, _ in report.refused) == sorted(reasons)
@@ -142,11 +147,17 @@ def test_refused_files_are_each_reported_and_nothing_is_stored_for_them(settings
 
 @pytest.mark.skipif(not HOSTILE_IMAGES.is_dir(), reason="shared hostile images not present")
 def test_shared_hostile_folder(settings, classifier):
-    report = ingest_folder(settings, HOSTILE_IMAGES, classifier, progress=False)
+    report = ingest_folder(settings, HOSTILE_IMAGES, classifier)
     refused = {Path(path).name: reason for path, reason in report.refused}
     assert report.stored + len(refused) == report.files == len(list(HOSTILE_IMAGES.iterdir()))
-    for name in ("pillow__truncated_jpeg.jpg", "pillow__truncated_image.png", "pillow__broken.png",
-                 "pillow__decompression_bomb.gif", "pillow__hopper.tif", "pillow__hopper.bmp"):
+    for name in (
+        "pillow__truncated_jpeg.jpg",
+        "pillow__truncated_image.png",
+        "pillow__broken.png",
+        "pillow__decompression_bomb.gif",
+        "pillow__hopper.tif",
+        "pillow__hopper.bmp",
+    ):
         if (HOSTILE_IMAGES / name).exists():
             assert refused[name], name
     assert all(reason.endswith((".", "upload again.")) for reason in refused.values()), refused
@@ -171,9 +182,9 @@ def test_interrupted_then_resumed_finishes_with_no_duplicate_and_no_loss(setting
     folder = tmp_path / "photos"
     make_folder(folder, 12)
     with pytest.raises(KeyboardInterrupt):
-        ingest_folder(settings, folder, Interrupted(classifier, after=5), progress=False)
+        ingest_folder(settings, folder, Interrupted(classifier, after=5))
     assert db_counts(settings) == (5, 5, 5)
-    report = ingest_folder(settings, folder, classifier, progress=False)
+    report = ingest_folder(settings, folder, classifier)
     assert (report.stored, report.already) == (7, 5)
     assert db_counts(settings) == (12, 12, 12)
 
@@ -181,11 +192,11 @@ def test_interrupted_then_resumed_finishes_with_no_duplicate_and_no_loss(setting
 KILLABLE = """
 import sys, time
 import foodclf.ingest as ingest
-store = ingest.store_upload
+store = ingest.store_photo
 def slow(*args, **kwargs):
     time.sleep(0.15)  # time for the test to kill us between photos, or in the middle of one
     return store(*args, **kwargs)
-ingest.store_upload = slow
+ingest.store_photo = slow
 from foodclf.cli import main
 sys.exit(main(["ingest", sys.argv[1], "--no-progress"]))
 """
@@ -193,9 +204,14 @@ sys.exit(main(["ingest", sys.argv[1], "--no-progress"]))
 
 def environment(settings) -> dict[str, str]:
     return os.environ | {
-        "FOODCLF_MODEL": settings.model, "FOODCLF_DATABASE_URL": settings.database_url,
-        "FOODCLF_IMAGE_DIR": settings.image_dir, "FOODCLF_DEVICE": "cpu", "FOODCLF_PRECISION": "fp32",
-        "FOODCLF_WORKERS": "1", "FOODCLF_BATCH_SIZE": "4", "FOODCLF_REVIEWER": "ingest-test",
+        "FOODCLF_MODEL": settings.model,
+        "FOODCLF_DATABASE_URL": settings.database_url,
+        "FOODCLF_IMAGE_DIR": settings.image_dir,
+        "FOODCLF_DEVICE": "cpu",
+        "FOODCLF_PRECISION": "fp32",
+        "FOODCLF_WORKERS": "1",
+        "FOODCLF_BATCH_SIZE": "4",
+        "FOODCLF_REVIEWER": "ingest-test",
     }
 
 
@@ -203,8 +219,13 @@ def test_killed_process_then_rerun_finishes_the_rest(settings, classifier, tmp_p
     folder = tmp_path / "photos"
     make_folder(folder, 40)
     open_database(settings)  # the schema exists before we start polling it
-    run = subprocess.Popen([sys.executable, "-c", KILLABLE, str(folder)], cwd=ROOT, env=environment(settings),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE, str(folder)],
+        cwd=ROOT,
+        env=environment(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while db_counts(settings)[0] < 5 and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -214,7 +235,7 @@ def test_killed_process_then_rerun_finishes_the_rest(settings, classifier, tmp_p
     images, predictions, files = db_counts(settings)
     assert 5 <= images == predictions < 40
     assert files in (images, images + 1)  # a photo's bytes may be stored before its row: harmless
-    report = ingest_folder(settings, folder, classifier, progress=False)
+    report = ingest_folder(settings, folder, classifier)
     assert (report.stored, report.already) == (40 - images, images)
     assert db_counts(settings) == (40, 40, 40)
 
@@ -229,9 +250,17 @@ def test_command_line_exit_status_and_output(settings, classifier, tmp_path, mon
     (folder / "notes.jpg").write_text("not a photo")
     assert main(["ingest", str(folder), "--json"]) == 1
     captured = capsys.readouterr()
-    assert json.loads(captured.out) == {"files": 4, "stored": 0, "already": 3, "refused": [{
-        "path": str(folder / "notes.jpg"),
-        "reason": "This file is not an image we can open; please upload a JPEG, PNG, WebP or GIF photo."}]}
+    assert json.loads(captured.out) == {
+        "files": 4,
+        "stored": 0,
+        "already": 3,
+        "refused": [
+            {
+                "path": str(folder / "notes.jpg"),
+                "reason": "This file is not an image we can open; please upload a JPEG, PNG, WebP or GIF photo.",
+            }
+        ],
+    }
     assert f"{folder / 'notes.jpg'}: This file is not an image we can open" in captured.err
     with session_scope(open_database(settings)) as session:
         assert set(session.scalars(select(ImageRow.added_by))) == {"ingest-test"}
@@ -239,16 +268,16 @@ def test_command_line_exit_status_and_output(settings, classifier, tmp_path, mon
 
 def test_a_missing_folder_is_explained(settings, classifier, tmp_path):
     with pytest.raises(FoodclfError, match="There is no folder or file at"):
-        ingest_folder(settings, tmp_path / "nowhere", classifier, progress=False)
+        ingest_folder(settings, tmp_path / "nowhere", classifier)
 
 
-def test_store_upload_keeps_bytes_and_rows_once(settings, classifier):
+def test_store_photo_keeps_bytes_and_rows_once(settings, classifier):
     loaded = decode_image(photo(color=(9, 9, 9)), name="upload.jpg")
     result = classifier.classify_image(loaded.image)
     engine = open_database(settings)
     for _ in range(2):
         with session_scope(engine) as session:
-            image = store_upload(session, settings, loaded, result, source="upload", added_by="alice")
+            image = store_photo(session, settings, loaded, result, source="upload", added_by="alice")
     assert (image.source, image.prediction_id is not None) == ("upload", True)
     assert (Path(settings.image_dir) / image.stored_path).read_bytes() == loaded.data
     assert db_counts(settings) == (1, 1, 1)
@@ -257,8 +286,8 @@ def test_store_upload_keeps_bytes_and_rows_once(settings, classifier):
 @pytest.mark.skipif(not FOOD_PHOTOS.is_dir(), reason="shared food photos not present")
 def test_pizza_steak_sushi_twice_leaves_exactly_300(settings, classifier):
     started = time.perf_counter()
-    first = ingest_folder(settings, FOOD_PHOTOS, classifier, progress=False)
-    second = ingest_folder(settings, FOOD_PHOTOS, classifier, progress=False)
+    first = ingest_folder(settings, FOOD_PHOTOS, classifier)
+    second = ingest_folder(settings, FOOD_PHOTOS, classifier)
     elapsed = time.perf_counter() - started
     assert (first.stored, first.refused, second.stored, second.already) == (300, [], 0, 300)
     assert db_counts(settings) == (300, 300, 300)
@@ -266,13 +295,22 @@ def test_pizza_steak_sushi_twice_leaves_exactly_300(settings, classifier):
 
 
 def test_command_line_ingests_with_the_active_model(settings, tmp_path, monkeypatch, capsys):
-    from db.registry import register_model
+    from db.trained_models import register_model
     from tiny_models import build_tiny_vit
 
     other = build_tiny_vit(tmp_path / "trained", seed=3)
     with session_scope(open_database(settings)) as session:
-        register_model(session, name="trained", path=str(other), base_model=settings.model,
-                       labels=["pizza"], metrics={}, train_size=1, created_by="test", activate=True)
+        register_model(
+            session,
+            name="trained",
+            path=str(other),
+            base_model=settings.model,
+            labels=["pizza"],
+            metrics={},
+            train_size=1,
+            created_by="test",
+            activate=True,
+        )
     monkeypatch.setattr(os, "environ", environment(settings))
     make_folder(tmp_path / "photos", 2)
     assert main(["ingest", str(tmp_path / "photos")]) == 0

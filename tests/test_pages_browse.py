@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pages_support import dashboard, reviews, run, seed_photo, seed_review, texts  # noqa: F401
+from pages_support import reviews, run, seed_photo, seed_review, texts
 
 PAGE = "browse.py"
 

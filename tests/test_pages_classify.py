@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from db.engine import session_scope
 from db.models import ImageRow, PredictionRow
-from pages_support import dashboard, jpeg, reviews, run, texts  # noqa: F401  (dashboard is a fixture)
+from pages_support import jpeg, reviews, run, texts
 
 PAGE = "classify.py"
 

@@ -7,9 +7,9 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages_support import ROOT, TIMEOUT, dashboard, reviews, run, seed_photo, texts  # noqa: F401
+from pages_support import ROOT, TIMEOUT, reviews, run, seed_photo, texts
 
-PAGES = ["review.py", "classify.py", "browse.py", "stats.py", "export.py", "models.py"]
+PAGES = ["review_queue.py", "classify.py", "browse.py", "stats.py", "export.py", "models.py"]
 TITLES = ["Review queue", "Classify photos", "Browse photos", "Stats", "Export labels", "Models"]
 
 
@@ -54,13 +54,16 @@ def test_a_model_that_cannot_load_is_explained(dashboard, monkeypatch, tmp_path)
     assert at.button(key="model_retry_page")
 
 
-@pytest.mark.parametrize("user, expected", [
-    ({"is_logged_in": True, "name": "Sam Lee", "email": "sam@example.com"}, "Sam Lee"),
-    ({"is_logged_in": True, "email": "kim@example.com"}, "kim@example.com"),
-])
+@pytest.mark.parametrize(
+    "user, expected",
+    [
+        ({"is_logged_in": True, "name": "Sam Lee", "email": "sam@example.com"}, "Sam Lee"),
+        ({"is_logged_in": True, "email": "kim@example.com"}, "kim@example.com"),
+    ],
+)
 def test_streamlit_login_is_the_reviewer(dashboard, user, expected):
     photo = seed_photo(dashboard, "pizza", 0.4, (1, 2, 3))
-    at = dashboard.app("review.py")
+    at = dashboard.app("review_queue.py")
     at.user = user
     run(at)
     assert "reviewer_entry" not in [t.key for t in at.text_input]  # no name to type
@@ -71,7 +74,7 @@ def test_streamlit_login_is_the_reviewer(dashboard, user, expected):
 
 def test_logged_out_with_login_configured_asks_to_log_in(dashboard):
     photo = seed_photo(dashboard, "pizza", 0.4, (1, 2, 3))
-    at = dashboard.app("review.py")
+    at = dashboard.app("review_queue.py")
     at.user = {"is_logged_in": False}
     run(at)
     assert at.button(key="login")

@@ -7,15 +7,21 @@ import io
 import json
 import zipfile
 
-from pages_support import clear_streamlit_caches, dashboard, run, seed_photo, seed_review, texts  # noqa: F401
+from pages_support import clear_streamlit_caches, run, seed_photo, seed_review, texts
 
 PAGE = "export.py"
 
 
 def _seed(dashboard) -> dict[str, int]:
-    ids = {name: seed_photo(dashboard, label, score, color) for name, label, score, color in [
-        ("a", "pizza", 0.9, (200, 40, 40)), ("b", "pizza", 0.5, (180, 60, 40)),
-        ("c", "sushi", 0.4, (40, 200, 40)), ("d", "steak", 0.7, (40, 40, 200))]}
+    ids = {
+        name: seed_photo(dashboard, label, score, color)
+        for name, label, score, color in [
+            ("a", "pizza", 0.9, (200, 40, 40)),
+            ("b", "pizza", 0.5, (180, 60, 40)),
+            ("c", "sushi", 0.4, (40, 200, 40)),
+            ("d", "steak", 0.7, (40, 40, 200)),
+        ]
+    }
     seed_review(dashboard, ids["a"], "confirmed", "Alice")
     seed_review(dashboard, ids["b"], "corrected", "Bob", label="Flat bread")
     seed_review(dashboard, ids["c"], "not_food", "Bob")
@@ -40,7 +46,10 @@ def test_preview_counts_and_csv(dashboard):
     assert built.file_name.endswith(".csv") and built.mime == "text/csv"
     rows = list(csv.DictReader(io.StringIO(built.data.decode("utf-8"))))
     assert [(r["final_label"], r["action"], r["reviewer"]) for r in rows] == [
-        ("pizza", "confirmed", "Alice"), ("flat_bread", "corrected", "Bob"), ("not_food", "not_food", "Bob")]
+        ("pizza", "confirmed", "Alice"),
+        ("flat_bread", "corrected", "Bob"),
+        ("not_food", "not_food", "Bob"),
+    ]
 
 
 def test_only_corrections_as_jsonl(dashboard):

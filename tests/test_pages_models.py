@@ -6,8 +6,8 @@ from sqlalchemy import select
 
 from db.engine import session_scope
 from db.models import PredictionRow
-from db.registry import list_models, register_model
-from pages_support import dashboard, jpeg, run, seed_photo, seed_review, texts  # noqa: F401
+from db.trained_models import list_models, register_model
+from pages_support import jpeg, run, seed_photo, seed_review, texts
 from tiny_models import build_tiny_vit
 
 PAGE = "models.py"
@@ -17,11 +17,26 @@ DESSERTS = ["cheesecake", "tiramisu", "waffles", "bao_buns"]
 def _register(dashboard, tmp_path) -> int:
     folder = build_tiny_vit(tmp_path / "desserts", labels=DESSERTS, seed=3)
     with session_scope(dashboard.engine) as session:
-        register_model(session, name="older", path=str(dashboard.settings.model), base_model="tiny",
-                       labels=["pizza"], metrics={"accuracy": 0.5}, train_size=10, created_by="Ana")
-        model = register_model(session, name="desserts-v1", path=str(folder), base_model="tiny",
-                               labels=DESSERTS, metrics={"accuracy": 0.97, "macro_f1": 0.95, "top5_accuracy": 1.0},
-                               train_size=120, created_by="Ben")
+        register_model(
+            session,
+            name="older",
+            path=str(dashboard.settings.model),
+            base_model="tiny",
+            labels=["pizza"],
+            metrics={"accuracy": 0.5},
+            train_size=10,
+            created_by="Ana",
+        )
+        model = register_model(
+            session,
+            name="desserts-v1",
+            path=str(folder),
+            base_model="tiny",
+            labels=DESSERTS,
+            metrics={"accuracy": 0.97, "macro_f1": 0.95, "top5_accuracy": 1.0},
+            train_size=120,
+            created_by="Ben",
+        )
         return model.id
 
 
@@ -66,7 +81,7 @@ def test_models_side_by_side_and_switching(dashboard, tmp_path):
 
 
 def test_train_from_the_reviews_then_use_the_new_model(dashboard):
-    from pages import _cache
+    from ui import cache
 
     colours = {"sushi": (30, 200, 60), "waffles": (230, 190, 60)}
     for label, (r, g, b) in colours.items():
@@ -80,7 +95,7 @@ def test_train_from_the_reviews_then_use_the_new_model(dashboard):
     at.radio(key="t_base").set_value("current")  # the tiny test model: quick
     at.button(key="t_start").click()
     run(at)
-    state = _cache.training_job().wait(120)
+    state = cache.training_job().wait(120)
     assert state.error is None, state.error
     run(at)
     [done] = [text for text in texts(at.success) if "Trained" in text]
@@ -93,7 +108,7 @@ def test_train_from_the_reviews_then_use_the_new_model(dashboard):
     at.button(key="t_use").click()
     run(at)
     assert list(at.dataframe[0].value["active"]) == [True]
-    assert _cache.model_name() == model.path
+    assert cache.model_name() == model.path
 
 
 def test_training_needs_two_categories_and_a_name(dashboard):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pages_support import dashboard, reviews, run, seed_photo, seed_review, texts  # noqa: F401
+from pages_support import reviews, run, seed_photo, seed_review, texts
 
-PAGE = "review.py"
+PAGE = "review_queue.py"
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_a_conflict_names_who_decided_and_lets_the_moderator_judge_again(dashboa
     at.button(key=f"q_{three['sushi']}_confirm").click()
     run(at)
     [warning] = texts(at.warning)
-    assert "Alice" in warning and "sashimi" in warning
+    assert "Alice" in warning and "Sashimi" in warning  # labels shown as everywhere else
     assert [r[3] for r in reviews(dashboard)] == ["Alice"]  # nothing of Bob's was written
     # The photo is shown again as it is now; deciding again replaces Alice's decision on purpose.
     assert _shown(at) == "Sushi"
@@ -146,14 +146,20 @@ def test_grid_confirms_many_at_once(dashboard, three):
     [editor] = at.data_editor
     assert list(editor.value["predicted"]) == ["Sushi", "Steak", "Pizza"]
     assert all(str(url).startswith("data:image/jpeg;base64,") for url in editor.value["photo"])
-    at.session_state[editor.key] = {"edited_rows": {0: {"confirm": True}, 2: {"confirm": True}},
-                                    "added_rows": [], "deleted_rows": []}
+    at.session_state[editor.key] = {
+        "edited_rows": {0: {"confirm": True}, 2: {"confirm": True}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
     run(at)
     at.button(key="grid_confirm").click()
     run(at)
-    assert sorted(reviews(dashboard)) == sorted([
-        (three["sushi"], "confirmed", "sushi", "Bob"), (three["pizza"], "confirmed", "pizza", "Bob"),
-    ])
+    assert sorted(reviews(dashboard)) == sorted(
+        [
+            (three["sushi"], "confirmed", "sushi", "Bob"),
+            (three["pizza"], "confirmed", "pizza", "Bob"),
+        ]
+    )
     assert list(at.data_editor[0].value["predicted"]) == ["Steak"]
     assert any("Confirmed 2 photos" in text for text in texts(at.toast))
 

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 from db.engine import session_scope
 from db.models import ImageRow
-from foodclf.reports import stats_report
-from pages_support import dashboard, run, seed_photo, seed_review, texts  # noqa: F401
+from foodclf.insights import stats_report
+from pages_support import run, seed_photo, seed_review, texts
 
 PAGE = "stats.py"
 
@@ -36,8 +36,13 @@ def _metrics(at) -> dict[str, str]:
 def test_totals_charts_and_downloads_over_the_last_30_days(dashboard):
     _seed(dashboard)
     at = run(dashboard.app(PAGE))
-    assert _metrics(at) == {"Photos added": "4", "Reviewed": "3", "Still unreviewed": "1",
-                            "Corrected": "67%", "Reviewers": "2"}
+    assert _metrics(at) == {
+        "Photos added": "4",
+        "Reviewed": "3",
+        "Still unreviewed": "1",
+        "Corrected": "67%",
+        "Reviewers": "2",
+    }
     assert len(at.get("vega_lite_chart")) == 6
     assert len(at.download_button) == 6
 
@@ -86,6 +91,8 @@ def test_the_tables_behind_the_charts(dashboard):
     rates = {row["label"]: row["correction_rate"] for row in report["rates"]}
     assert rates == {"pizza": 0.5, "sushi": 1.0}
     assert sorted((r["predicted"], r["decided"], r["photos"]) for r in report["confusion"]) == [
-        ("pizza", "flatbread", 1), ("sushi", "not_food", 1)]
+        ("pizza", "flatbread", 1),
+        ("sushi", "not_food", 1),
+    ]
     assert sum(r["photos"] for r in report["histogram"]) == 5
     assert {r["reviewer"]: r["decisions"] for r in report["reviewers"]} == {"Alice": 2, "Bob": 1}

@@ -20,23 +20,30 @@ def test_defaults_just_work():
 
 
 def test_values_are_parsed_by_type():
-    settings = load_settings({
-        "FOODCLF_TOP_K": "3", "FOODCLF_UNCERTAIN_BELOW": "0.7",
-        "FOODCLF_ZERO_SHOT_LABELS": "pizza, not food ,", "FOODCLF_MODEL": "  /models/x ",
-    })
+    settings = load_settings(
+        {
+            "FOODCLF_TOP_K": "3",
+            "FOODCLF_UNCERTAIN_BELOW": "0.7",
+            "FOODCLF_ZERO_SHOT_LABELS": "pizza, not food ,",
+            "FOODCLF_MODEL": "  /models/x ",
+        }
+    )
     assert (settings.top_k, settings.uncertain_below) == (3, 0.7)
     assert settings.zero_shot_labels == ("pizza", "not food")
     assert settings.model == "/models/x"
 
 
-@pytest.mark.parametrize("env, value, words", [
-    ("FOODCLF_TOP_K", "many", "FOODCLF_TOP_K must be a whole number"),
-    ("FOODCLF_TOP_K", "-1", "FOODCLF_TOP_K must be 0 or more"),
-    ("FOODCLF_UNCERTAIN_BELOW", "1.5", "FOODCLF_UNCERTAIN_BELOW must be a number from 0 to 1"),
-    ("FOODCLF_PRECISION", "fp8", "FOODCLF_PRECISION must be one of"),
-    ("FOODCLF_DEVICE", "tpu", "FOODCLF_DEVICE must be"),
-    ("FOODCLF_MAX_UPLOAD_MB", "0", "FOODCLF_MAX_UPLOAD_MB must be more than 0"),
-])
+@pytest.mark.parametrize(
+    "env, value, words",
+    [
+        ("FOODCLF_TOP_K", "many", "FOODCLF_TOP_K must be a whole number"),
+        ("FOODCLF_TOP_K", "-1", "FOODCLF_TOP_K must be 0 or more"),
+        ("FOODCLF_UNCERTAIN_BELOW", "1.5", "FOODCLF_UNCERTAIN_BELOW must be a number from 0 to 1"),
+        ("FOODCLF_PRECISION", "fp8", "FOODCLF_PRECISION must be one of"),
+        ("FOODCLF_DEVICE", "tpu", "FOODCLF_DEVICE must be"),
+        ("FOODCLF_MAX_UPLOAD_MB", "0", "FOODCLF_MAX_UPLOAD_MB must be more than 0"),
+    ],
+)
 def test_bad_value_names_the_variable(env, value, words):
     with pytest.raises(SettingsError, match=words):
         load_settings({env: value})

@@ -52,9 +52,18 @@ def test_a_half_written_file_from_an_older_crash_is_replaced(tmp_path, make_phot
     assert store.read(name) == loaded.data
 
 
-@pytest.mark.parametrize("stored_path", [
-    "../../etc/passwd", "/etc/passwd", "a" * 64 + ".jpg/../x", "A" * 64 + ".jpg", "abc.jpg", "", "a" * 64,
-])
+@pytest.mark.parametrize(
+    "stored_path",
+    [
+        "../../etc/passwd",
+        "/etc/passwd",
+        "a" * 64 + ".jpg/../x",
+        "A" * 64 + ".jpg",
+        "abc.jpg",
+        "",
+        "a" * 64,
+    ],
+)
 def test_paths_outside_the_store_are_refused(tmp_path, stored_path):
     with pytest.raises(ValueError, match="stored_path: expected '<content id>.<ext>'"):
         ImageStore(tmp_path).read(stored_path)

@@ -10,9 +10,9 @@ import torch
 
 from factories import photo
 from foodclf.errors import FoodclfError
-from foodclf.training import train_model
 from foodclf.training.backbone import Backbone
 from foodclf.training.data import data_fingerprint, read_image_folder, stratified_split
+from foodclf.training.train import train_model
 
 # Three labels the tiny model can tell apart by colour; not_food is not one of its 101 labels.
 COLOURS = {"pizza": (220, 40, 30), "Sushi": (30, 200, 60), "not_food": (40, 60, 220)}
@@ -43,19 +43,31 @@ def test_learns_separable_photos_and_saves_a_loadable_folder(settings, photos_di
     from foodclf.classifier import forget_classifiers, load_classifier
 
     calls = []
-    report = train(settings, photos_dir, tiny_model_dir, tmp_path / "model",
-                   progress_callback=lambda fraction, message: calls.append((fraction, message)))
+    report = train(
+        settings,
+        photos_dir,
+        tiny_model_dir,
+        tmp_path / "model",
+        progress_callback=lambda fraction, message: calls.append((fraction, message)),
+    )
 
     assert report.labels == ["not_food", "pizza", "sushi"]  # "Sushi/" spelled as the base model does
     assert report.new_labels == ["not_food"]
     assert report.validation["accuracy"] == 1.0
-    assert report.counts == {"train": {"not_food": 6, "pizza": 6, "sushi": 6},
-                             "validation": {"not_food": 2, "pizza": 2, "sushi": 2}}
+    assert report.counts == {
+        "train": {"not_food": 6, "pizza": 6, "sushi": 6},
+        "validation": {"not_food": 2, "pizza": 2, "sushi": 2},
+    }
     fractions = [f for f, _ in calls]
     assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
 
     assert sorted(p.name for p in report.folder.iterdir()) == [
-        "README.md", "config.json", "model.safetensors", "preprocessor_config.json", "training.json"]
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "training.json",
+    ]
     assert report.folder.stat().st_mode & 0o777 == 0o755  # readable by a dashboard running as another user
     model = AutoModelForImageClassification.from_pretrained(report.folder, local_files_only=True)
     AutoImageProcessor.from_pretrained(report.folder, local_files_only=True)
@@ -91,8 +103,9 @@ def test_second_run_reads_features_from_the_cache(settings, photos_dir, tiny_mod
 
     forward = []
     original = Backbone.features
-    monkeypatch.setattr(Backbone, "features",
-                        lambda self, pixels: forward.append(len(pixels)) or original(self, pixels))
+    monkeypatch.setattr(
+        Backbone, "features", lambda self, pixels: forward.append(len(pixels)) or original(self, pixels)
+    )
     (photos_dir / "pizza" / "extra.jpg").write_bytes(photo(color=(200, 50, 50), size=(60, 50)))
     second = train(settings, photos_dir, tiny_model_dir, tmp_path / "two", register=False)
 
@@ -103,8 +116,8 @@ def test_second_run_reads_features_from_the_cache(settings, photos_dir, tiny_mod
 
 def test_the_run_is_recorded_in_the_registry(settings, photos_dir, tiny_model_dir, tmp_path):
     from db.engine import open_database, session_scope
-    from db.registry import active_model, list_models, set_active_model
-    from foodclf.registry import active_model_name as current_model
+    from db.trained_models import active_model, list_models, set_active_model
+    from foodclf.model_registry import active_model_name as current_model
 
     settings = settings.replace(reviewer="alice")
     report = train(settings, photos_dir, tiny_model_dir, tmp_path / "model")
@@ -137,8 +150,9 @@ def test_full_mode_fine_tunes_and_saves_the_same_kind_of_folder(settings, photos
     assert model.config.num_labels == 3
 
 
-def test_unreadable_duplicate_and_conflicting_photos_are_left_out_by_name(settings, photos_dir, tiny_model_dir,
-                                                                          tmp_path):
+def test_unreadable_duplicate_and_conflicting_photos_are_left_out_by_name(
+    settings, photos_dir, tiny_model_dir, tmp_path
+):
     (photos_dir / "pizza" / "notes.jpg").write_bytes(b"this is text, not a photo")
     (photos_dir / "pizza" / "copy.jpg").write_bytes((photos_dir / "pizza" / "0.jpg").read_bytes())
     (photos_dir / "sushi_conflict").mkdir()
@@ -162,12 +176,15 @@ def test_validation_folder_replaces_the_split(settings, photos_dir, tiny_model_d
     assert report.hyperparameters["refit"] is False
 
 
-@pytest.mark.parametrize("problem, message", [
-    ("one label", "at least 2 labels"),
-    ("out exists", "exists already"),
-    ("empty folder", "no subfolders with photos"),
-    ("unknown val label", "no training photos: hot_dog"),
-])
+@pytest.mark.parametrize(
+    "problem, message",
+    [
+        ("one label", "at least 2 labels"),
+        ("out exists", "exists already"),
+        ("empty folder", "no subfolders with photos"),
+        ("unknown val label", "no training photos: hot_dog"),
+    ],
+)
 def test_refuses_data_it_cannot_learn_from(settings, photos_dir, tiny_model_dir, tmp_path, problem, message):
     out, val, source = tmp_path / "model", None, photos_dir
     if problem == "one label":

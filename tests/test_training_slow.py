@@ -19,8 +19,8 @@ def test_efficientnet_lite0_head_reaches_the_accuracy_target(settings, tmp_path)
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     from foodclf.classifier import forget_classifiers
-    from foodclf.evaluation import evaluate_model
-    from foodclf.training import train_model
+    from foodclf.evaluation.report import evaluate_model
+    from foodclf.training.train import train_model
 
     settings = settings.replace(precision="auto", batch_size=16, workers=2)
     started = time.perf_counter()
@@ -40,7 +40,9 @@ def test_efficientnet_lite0_head_reaches_the_accuracy_target(settings, tmp_path)
 
     forget_classifiers()
     evaluation = evaluate_model(settings, str(report.folder), FOOD_PHOTOS / "test")
-    print(f"\nEfficientNet-Lite0 head: trained in {seconds:.1f} s ({report.hyperparameters['precision']}), "
-          f"test accuracy {evaluation.metrics.accuracy:.1%}, macro F1 {evaluation.metrics.macro_f1:.1%}")
+    print(
+        f"\nEfficientNet-Lite0 head: trained in {seconds:.1f} s ({report.hyperparameters['precision']}), "
+        f"test accuracy {evaluation.metrics.accuracy:.1%}, macro F1 {evaluation.metrics.macro_f1:.1%}"
+    )
     assert evaluation.metrics.photos == 75
     assert evaluation.metrics.accuracy >= 0.95

@@ -7,12 +7,12 @@ from datetime import date
 
 import pytest
 
+from db.export_rows import ExportFilters
 from factories import fake_result, photo
 from foodclf.cli import main
 from foodclf.images import decode_image
-from foodclf.reports import ExportFilters
 from foodclf.settings import setting_fields
-from foodclf.training import train_model
+from foodclf.training.train import train_model
 from test_training import COLOURS, write_folder
 
 # Decisions per colour: the model said pizza every time; moderators confirmed, corrected or said not food.
@@ -23,17 +23,19 @@ ACTIONS = {"pizza": ("confirmed", None), "Sushi": ("corrected", "sushi"), "not_f
 def reviewed(session, settings):
     """Eight photos per colour stored and decided on; returns the content ids by final label."""
     from db.reviews import submit_review
-    from foodclf.ingest import store_upload
+    from foodclf.ingest import store_photo
 
     ids = {}
     for label, (r, g, b) in COLOURS.items():
         action, typed = ACTIONS[label]
         for n in range(8):
             loaded = decode_image(photo(color=(r - 3 * n, g + n, b), size=(40 + n, 36)), name=f"{label}-{n}.jpg")
-            image = store_upload(session, settings, loaded, fake_result("pizza", 0.6), source="upload",
-                                 added_by="tester")
-            review = submit_review(session, image.id, action=action, final_label=typed, reviewer="bob",
-                                   expected_review_id=None)
+            image = store_photo(
+                session, settings, loaded, fake_result("pizza", 0.6), source="upload", added_by="tester"
+            )
+            review = submit_review(
+                session, image.id, action=action, final_label=typed, reviewer="bob", expected_review_id=None
+            )
             ids.setdefault(review.final_label, []).append(loaded.content_id)
     session.commit()
     return ids
@@ -48,8 +50,9 @@ def test_trains_on_the_current_decisions(settings, reviewed, tiny_model_dir, tmp
 
 
 def test_filters_are_the_export_filters(settings, reviewed, tiny_model_dir, tmp_path):
-    report = train_model(settings, ExportFilters(only_corrected=True), base=str(tiny_model_dir),
-                         out=tmp_path / "model", register=False)
+    report = train_model(
+        settings, ExportFilters(only_corrected=True), base=str(tiny_model_dir), out=tmp_path / "model", register=False
+    )
     assert report.labels == ["not_food", "sushi"]  # confirmed pizzas are not corrections
     with pytest.raises(Exception, match="at least 2 labels"):
         train_model(settings, ExportFilters(labels=("pizza",)), base=str(tiny_model_dir), out=tmp_path / "x")
@@ -78,10 +81,22 @@ def env(monkeypatch, settings, tiny_model_dir):
 
 def test_cli_trains_from_the_database_and_registers(env, settings, reviewed, tiny_model_dir, tmp_path, capsys):
     from db.engine import open_database, session_scope
-    from db.registry import list_models
+    from db.trained_models import list_models
 
-    status = main(["train", "--from-db", "--only-corrected", "--until", date.today().isoformat(),
-                   "--base", str(tiny_model_dir), "--out", str(tmp_path / "cli-model"), "--json"])
+    status = main(
+        [
+            "train",
+            "--from-db",
+            "--only-corrected",
+            "--until",
+            date.today().isoformat(),
+            "--base",
+            str(tiny_model_dir),
+            "--out",
+            str(tmp_path / "cli-model"),
+            "--json",
+        ]
+    )
     assert status == 0
     report = json.loads(capsys.readouterr().out)
     assert report["labels"] == ["not_food", "sushi"] and report["registry_id"] == 1
@@ -100,11 +115,14 @@ def test_cli_default_output_folder_is_under_the_model_dir(env, settings, tiny_mo
     assert "new to the base model: not_food" in text
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--data", "x", "--only-corrected"], "go with --from-db"),
-    (["--from-db", "--since", "2024-05-02", "--until", "2024-05-01"], "--until is before --since"),
-    (["--data", "x", "--epochs", "0"], "--epochs must be 1 or more"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--data", "x", "--only-corrected"], "go with --from-db"),
+        (["--from-db", "--since", "2024-05-02", "--until", "2024-05-01"], "--until is before --since"),
+        (["--data", "x", "--epochs", "0"], "--epochs must be 1 or more"),
+    ],
+)
 def test_cli_refuses_contradictory_options(env, argv, message, capsys):
     assert main(["train", *argv]) == 2
     assert message in capsys.readouterr().err

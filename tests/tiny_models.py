@@ -15,9 +15,15 @@ def build_tiny_vit(folder: Path, labels=FOOD101_LABELS, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     config = ViTConfig(
-        image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=4, intermediate_size=37,
-        id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
+        image_size=32,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
     )
     model = ViTForImageClassification(config).eval()
     model.save_pretrained(folder)
@@ -27,8 +33,8 @@ def build_tiny_vit(folder: Path, labels=FOOD101_LABELS, seed: int = 0) -> Path:
 
 def build_tiny_clip(folder: Path, seed: int = 0) -> Path:
     """A tiny CLIP with a byte-level vocabulary, so any category name tokenises."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
     from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
     torch.manual_seed(seed)
     chars = sorted(ByteLevel.alphabet())
@@ -36,12 +42,27 @@ def build_tiny_clip(folder: Path, seed: int = 0) -> Path:
     vocab = {token: i for i, token in enumerate(tokens)}
     tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
     config = CLIPConfig(
-        text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 37,
-                     "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 77,
-                     "projection_dim": 16, "bos_token_id": vocab["<|startoftext|>"],
-                     "eos_token_id": vocab["<|endoftext|>"], "pad_token_id": vocab["<|endoftext|>"]},
-        vision_config={"image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_size": 37,
-                       "num_hidden_layers": 2, "num_attention_heads": 4, "projection_dim": 16},
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 77,
+            "projection_dim": 16,
+            "bos_token_id": vocab["<|startoftext|>"],
+            "eos_token_id": vocab["<|endoftext|>"],
+            "pad_token_id": vocab["<|endoftext|>"],
+        },
+        vision_config={
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "projection_dim": 16,
+        },
         projection_dim=16,
     )
     CLIPModel(config).eval().save_pretrained(folder)

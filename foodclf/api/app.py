@@ -9,11 +9,12 @@ from fastapi import FastAPI
 from foodclf.api.errors import install_error_handlers
 from foodclf.api.limits import BodyLimit
 from foodclf.api.loader import ModelSlot
+from foodclf.api.photos import Photos
 from foodclf.api.routes import health, v1
-from foodclf.api.tagger import Tagger
 from foodclf.api.uploads import MAX_BATCH_FILES, MULTIPART_OVERHEAD
 from foodclf.classifier import Classifier
-from foodclf.settings import Settings
+from foodclf.errors import SettingsError
+from foodclf.settings import Settings, is_loopback
 
 DESCRIPTION = """Tags food photos with the active model and stores each photo and prediction
 in the moderators' review queue, exactly as a dashboard upload is.
@@ -44,13 +45,14 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> Fast
         model.start_loading(settings)
         yield
         model.stop()
-        app.state.tagger.close()
+        app.state.photos.close()
 
-    app = FastAPI(title="foodclf", summary="What food is in this photo?", description=DESCRIPTION,
-                  version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="foodclf", summary="What food is in this photo?", description=DESCRIPTION, version="1", lifespan=lifespan
+    )
     app.state.settings = settings
     app.state.model = model
-    app.state.tagger = Tagger(settings)
+    app.state.photos = Photos(settings)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
     install_error_handlers(app)
     app.include_router(health)
@@ -74,3 +76,18 @@ def body_limits(settings: Settings):
         return caps.get(path.rstrip("/"), other)
 
     return limit_for
+
+
+def check_exposure(host: str, settings: Settings) -> None:
+    """Refuse an open API on an address other machines can reach.
+
+    Raises:
+        SettingsError: the address is not loopback and no API token is configured.
+    """
+    if settings.api_tokens or is_loopback(host):
+        return
+    raise SettingsError(
+        f"Refusing to listen on {host} without API tokens: anyone who can reach this machine could "
+        "classify photos and fill the review queue. Set FOODCLF_API_TOKENS to one or more "
+        "comma-separated secret tokens, or listen on 127.0.0.1 (the default)."
+    )

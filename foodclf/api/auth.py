@@ -32,19 +32,19 @@ def token_name(tokens: tuple[str, ...], presented: str) -> str | None:
     return match
 
 
-async def require_token(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
-) -> str:
+async def require_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
     """Dependency: the caller's recorded name, or a 401 when the token is missing or wrong."""
     tokens = request.app.state.settings.api_tokens
     if not tokens:
         return OPEN_ACCESS_NAME
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
-        raise ApiError(401, "Send the header 'Authorization: Bearer <token>' with a token from "
-                       "FOODCLF_API_TOKENS.", headers=challenge)
+        raise ApiError(
+            401,
+            "Send the header 'Authorization: Bearer <token>' with a token from FOODCLF_API_TOKENS.",
+            headers=challenge,
+        )
     name = token_name(tokens, credentials.credentials)
     if name is None:
-        raise ApiError(401, "This API token is not valid; ask the administrator for a current one.",
-                       headers=challenge)
+        raise ApiError(401, "This API token is not valid; ask the administrator for a current one.", headers=challenge)
     return name

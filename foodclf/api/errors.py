@@ -9,7 +9,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from foodclf.errors import FoodclfError, ImageRejected, ImageTooLarge, ModelUnavailable, UnsupportedImageType
+from foodclf.errors import (
+    FoodclfError,
+    ImageRejected,
+    ImageTooLarge,
+    ModelUnavailable,
+    StorageFailed,
+    UnsupportedImageType,
+)
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +26,7 @@ STATUS_BY_ERROR = [
     (UnsupportedImageType, 415, "unsupported_image_type"),
     (ImageRejected, 400, "image_rejected"),
     (ModelUnavailable, 503, "model_unavailable"),
+    (StorageFailed, 503, "storage_unavailable"),
 ]
 
 CODE_BY_STATUS = {

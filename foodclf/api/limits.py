@@ -84,7 +84,10 @@ def _content_length(scope: Scope) -> int | None:
 
 async def _refuse(send: Send, message: str) -> None:
     body = json.dumps(error_body("payload_too_large", message)).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"connection", b"close")]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -14,7 +14,7 @@ from typing import Callable
 from foodclf.api.errors import ApiError
 from foodclf.classifier import Classifier, load_classifier
 from foodclf.errors import FoodclfError
-from foodclf.registry import active_model_name
+from foodclf.model_registry import active_model_name
 from foodclf.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,7 @@ class ModelSlot:
             return classifier
         if self.error:
             raise ApiError(503, self.error, code="model_unavailable")
-        raise ApiError(503, "The model is still loading; try again in a few seconds.",
-                       headers={"Retry-After": "5"})
+        raise ApiError(503, "The model is still loading; try again in a few seconds.", headers={"Retry-After": "5"})
 
     def _follow(self, settings: Settings, resolve: Callable[[], str]) -> None:
         while True:
@@ -82,8 +81,9 @@ class ModelSlot:
         try:
             return resolve()
         except Exception as err:  # noqa: BLE001  (no database must not cost the API its model)
-            log.warning("could not read the active model from the database (%s); using %s",
-                        err, self._name or settings.model)
+            log.warning(
+                "could not read the active model from the database (%s); using %s", err, self._name or settings.model
+            )
             return self._name or settings.model
 
     def _load(self, settings: Settings, name: str) -> None:

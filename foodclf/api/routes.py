@@ -1,4 +1,4 @@
-"""The endpoints: thin, each reads its input, hands the work to the Tagger in a thread, answers."""
+"""The endpoints: thin, each reads its input, hands the work to api.photos in a thread, answers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from foodclf.api import schemas
+from foodclf.api import schemas  # the module, not the package
 from foodclf.api.auth import require_token
 from foodclf.api.errors import ApiError
 from foodclf.api.uploads import BATCH_BODY_DOC, SINGLE_BODY_DOC, batch_uploads, single_upload
@@ -16,8 +16,9 @@ from foodclf.labels import display_label
 ERRORS = {status: {"model": schemas.ErrorResponse} for status in (401, 422, 503)}
 UPLOAD_ERRORS = {status: {"model": schemas.ErrorResponse} for status in (400, 401, 413, 415, 422, 503)}
 
-TopK = Annotated[Optional[int], Query(ge=0, le=10_000, description="Categories per photo; 0: all; "
-                                      "default FOODCLF_TOP_K.")]
+TopK = Annotated[
+    Optional[int], Query(ge=0, le=10_000, description="Categories per photo; 0: all; default FOODCLF_TOP_K.")
+]
 ContentId = Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="Content id (sha256 hex of the file).")]
 
 health = APIRouter(tags=["health"])
@@ -37,8 +38,7 @@ async def readyz(request: Request) -> dict:
     return {"status": "ready", "model": classifier.describe()}
 
 
-@v1.post("/classify", response_model=schemas.Classification, responses=UPLOAD_ERRORS,
-         openapi_extra=SINGLE_BODY_DOC)
+@v1.post("/classify", response_model=schemas.Classification, responses=UPLOAD_ERRORS, openapi_extra=SINGLE_BODY_DOC)
 async def classify(request: Request, top_k: TopK = None, added_by: str = Depends(require_token)) -> dict:
     """Classify one photo (multipart field `file`, or the raw body with an image Content-Type) and store it
     for review. A photo already stored is answered from the database, without running the model."""
@@ -48,18 +48,17 @@ async def classify(request: Request, top_k: TopK = None, added_by: str = Depends
         name, data = await single_upload(request, state.settings.max_upload_bytes)
     finally:
         await request.close()  # the multipart parser's temporary files
-    return await run_in_threadpool(state.tagger.classify_one, classifier, name, data, top_k, added_by)
+    return await run_in_threadpool(state.photos.classify_one, classifier, name, data, top_k, added_by)
 
 
-@v1.post("/classify/batch", response_model=schemas.BatchResponse, responses=UPLOAD_ERRORS,
-         openapi_extra=BATCH_BODY_DOC)
+@v1.post("/classify/batch", response_model=schemas.BatchResponse, responses=UPLOAD_ERRORS, openapi_extra=BATCH_BODY_DOC)
 async def classify_batch(request: Request, top_k: TopK = None, added_by: str = Depends(require_token)) -> dict:
     """Classify several photos (multipart fields `files`); a refused photo gets its error in its item."""
     state = request.app.state
     classifier = state.model.get()
     try:
         uploads = await batch_uploads(request)
-        items = await run_in_threadpool(state.tagger.classify_batch, classifier, uploads, top_k, added_by)
+        items = await run_in_threadpool(state.photos.classify_batch, classifier, uploads, top_k, added_by)
     finally:
         await request.close()  # the multipart parser's temporary files
     refused = sum(item["error"] is not None for item in items)
@@ -69,7 +68,7 @@ async def classify_batch(request: Request, top_k: TopK = None, added_by: str = D
 @v1.get("/images/{content_id}", response_model=schemas.ImageHistory)
 def image_history(request: Request, content_id: ContentId) -> dict:
     """A stored photo's predictions and reviews, oldest first."""
-    history = request.app.state.tagger.history(content_id)
+    history = request.app.state.photos.history(content_id)
     if history is None:
         raise ApiError(404, f"No stored photo has the id {content_id}.")
     return history

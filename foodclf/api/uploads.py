@@ -26,8 +26,11 @@ SINGLE_BODY_DOC = {
         "required": True,
         "content": {
             "multipart/form-data": {
-                "schema": {"type": "object", "required": ["file"],
-                           "properties": {"file": {"type": "string", "format": "binary"}}},
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                },
             },
             "image/*": {"schema": {"type": "string", "format": "binary"}},
         },
@@ -38,9 +41,17 @@ BATCH_BODY_DOC = {
         "required": True,
         "content": {
             "multipart/form-data": {
-                "schema": {"type": "object", "required": ["files"],
-                           "properties": {"files": {"type": "array", "maxItems": MAX_BATCH_FILES,
-                                                    "items": {"type": "string", "format": "binary"}}}},
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "maxItems": MAX_BATCH_FILES,
+                            "items": {"type": "string", "format": "binary"},
+                        }
+                    },
+                },
             },
         },
     }
@@ -71,8 +82,10 @@ async def single_upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
     if not content_type.startswith(RAW_TYPES):
         got = content_type or "no Content-Type"
         raise ApiError(
-            415, f"Send the photo as a multipart field named 'file', or as the raw body with an image/* "
-            f"Content-Type (this request has {got}).")
+            415,
+            f"Send the photo as a multipart field named 'file', or as the raw body with an image/* "
+            f"Content-Type (this request has {got}).",
+        )
     body = await request.body()
     return _raw_name(request), read_source(body, max_bytes)[0]
 

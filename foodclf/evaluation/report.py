@@ -10,9 +10,10 @@ from typing import Optional
 
 import numpy as np
 
+from foodclf.classifier import load_classifier
 from foodclf.errors import FoodclfError
-from foodclf.evaluation.metrics import Metrics, compute_metrics, match_labels
-from foodclf.labels import normalise_label
+from foodclf.labels import display_label, normalise_label
+from foodclf.metrics import Metrics, compute_metrics, match_labels
 from foodclf.training.data import label_folders
 from foodclf.training.progress import Progress, ProgressCallback
 
@@ -32,10 +33,52 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         return {
-            "model": self.model, "fingerprint": self.fingerprint, "data": self.data,
-            **self.metrics.to_dict(), "label_map": dict(self.label_map), "mistakes": list(self.mistakes),
-            "unreadable": list(self.unreadable), "files": dict(self.files),
+            "model": self.model,
+            "fingerprint": self.fingerprint,
+            "data": self.data,
+            **self.metrics.to_dict(),
+            "label_map": dict(self.label_map),
+            "mistakes": list(self.mistakes),
+            "unreadable": list(self.unreadable),
+            "files": dict(self.files),
         }
+
+    def summary(self) -> str:
+        """The figures as text for a terminal."""
+        m = self.metrics
+        lines = [
+            f"model {self.model} ({self.fingerprint[:12]}) on {self.data}: {m.photos} photos",
+            f"  accuracy       {m.accuracy:7.2%}",
+            f"  top-{m.top_k} accuracy {m.top_k_accuracy:7.2%}",
+            f"  macro F1       {m.macro_f1:7.2%}",
+            "",
+            f"  {'label':<28} {'precision':>9} {'recall':>7} {'F1':>7} {'photos':>7}",
+        ]
+        for row in m.per_class:
+            flag = "" if row["known"] else "  (the model does not know this label)"
+            lines.append(
+                f"  {display_label(row['label'])[:28]:<28} {row['precision']:9.1%} {row['recall']:7.1%} "
+                f"{row['f1']:7.1%} {row['support']:7d}{flag}"
+            )
+        if m.unknown:
+            listed = ", ".join(f"{label} ({n})" for label, n in m.unknown.items())
+            lines += [
+                "",
+                f"  {sum(m.unknown.values())} photos have labels the model does not know: {listed}; "
+                f"they count as misses. On the other photos accuracy is "
+                + (f"{m.known_accuracy:.2%}." if m.known_accuracy is not None else "undefined."),
+            ]
+        if self.mistakes:
+            lines += ["", "  most confident mistakes:"]
+            lines += [
+                f"    {x['score']:6.1%}  {x['predicted']} (true: {x['true']})  {x['file']}" for x in self.mistakes[:10]
+            ]
+        if self.unreadable:
+            lines += ["", f"  {len(self.unreadable)} files could not be read:"]
+            lines += [f"    {line}" for line in self.unreadable[:10]]
+        if self.files:
+            lines += ["", f"  written: {', '.join(self.files.values())}"]
+        return "\n".join(lines)
 
 
 def evaluate_model(
@@ -62,8 +105,6 @@ def evaluate_model(
     Raises:
         FoodclfError: the folder has no photos, or the model cannot be loaded.
     """
-    from foodclf.classifier import load_classifier
-
     progress = Progress(progress_callback, bars)
     folders = label_folders(data)
     classifier = load_classifier(settings, model)
@@ -89,8 +130,12 @@ def evaluate_model(
     scores = np.stack(rows)
     metrics = compute_metrics(true_labels, scores, classifier.labels, top_k=top_k)
     evaluation = Evaluation(
-        model=classifier.model_id, fingerprint=classifier.fingerprint, data=str(data), metrics=metrics,
-        label_map=label_map, mistakes=confident_mistakes(files, true_labels, scores, classifier.labels, mistakes),
+        model=classifier.model_id,
+        fingerprint=classifier.fingerprint,
+        data=str(data),
+        metrics=metrics,
+        label_map=label_map,
+        mistakes=confident_mistakes(files, true_labels, scores, classifier.labels, mistakes),
         unreadable=unreadable,
     )
     if out is not None:
@@ -107,8 +152,15 @@ def confident_mistakes(files, true_labels, scores: np.ndarray, labels, n: int = 
         top = int(row.argmax())
         if labels[top] != true:
             true_score = float(row[index[true]]) if true in index else None
-            found.append({"file": file, "true": true, "predicted": labels[top], "score": float(row[top]),
-                          "true_score": true_score})
+            found.append(
+                {
+                    "file": file,
+                    "true": true,
+                    "predicted": labels[top],
+                    "score": float(row[top]),
+                    "true_score": true_score,
+                }
+            )
     return sorted(found, key=lambda m: -m["score"])[:n]
 
 
@@ -117,8 +169,10 @@ def write_report(evaluation: Evaluation, out) -> dict[str, str]:
     folder = Path(out).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     metrics = evaluation.metrics
-    files = {name: str(folder / name) for name in
-             ("metrics.json", "per_class.csv", "confusion.csv", "confusion.png", "mistakes.csv")}
+    files = {
+        name: str(folder / name)
+        for name in ("metrics.json", "per_class.csv", "confusion.csv", "confusion.png", "mistakes.csv")
+    }
     evaluation.files = files
     with open(files["per_class.csv"], "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, ["label", "precision", "recall", "f1", "support", "known"], lineterminator="\n")
@@ -156,8 +210,15 @@ def plot_confusion(labels, matrix: np.ndarray, path) -> None:
     ax.set_ylabel("true")
     if len(labels) <= 30:  # counts stay readable up to about 30 labels
         for i, j in zip(*np.nonzero(matrix)):
-            ax.text(j, i, int(matrix[i, j]), ha="center", va="center",
-                    color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                int(matrix[i, j]),
+                ha="center",
+                va="center",
+                color="white" if shares[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true label")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

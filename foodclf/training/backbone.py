@@ -6,14 +6,21 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from foodclf.classifier import pick_device, pick_precision, weights_fingerprint
+from foodclf.classifier import (
+    is_zero_shot,
+    load_error_message,
+    load_pretrained,
+    pick_device,
+    pick_precision,
+    read_config,
+    weights_fingerprint,
+)
 from foodclf.errors import ModelUnavailable
-from foodclf.registry import active_model_name
+from foodclf.model_registry import active_model_name
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +30,12 @@ CURRENT = "current"  # the model moderators use now: the active trained model, e
 # (crop_pct 0.875; it measured a little better on food photos than resizing straight to 224),
 # pixels scaled to [-1, 1] (mean = std = 0.5), as the network was trained in TensorFlow.
 LITE0_PREPROCESSING = {
-    "input_size": [3, 224, 224], "interpolation": "bicubic", "crop_pct": 0.875, "crop_mode": "center",
-    "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
+    "input_size": [3, 224, 224],
+    "interpolation": "bicubic",
+    "crop_pct": 0.875,
+    "crop_mode": "center",
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.5, 0.5, 0.5],
 }
 
 
@@ -118,7 +129,8 @@ def efficientnet_lite0():
 
     pretrained_cfg = dict(LITE0_PREPROCESSING, architecture="tf_efficientnet_lite0", license="apache-2.0")
     config = TimmWrapperConfig(
-        architecture="tf_efficientnet_lite0", id2label=dict(enumerate(imagenet_labels())),
+        architecture="tf_efficientnet_lite0",
+        id2label=dict(enumerate(imagenet_labels())),
         pretrained_cfg=pretrained_cfg,
     )
     model = TimmWrapperForImageClassification(config)
@@ -149,32 +161,28 @@ def imagenet_labels() -> list[str]:
 
 
 def _load_pretrained(model_id: str):
-    from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
-
-    from foodclf.classifier import is_zero_shot, load_error_message, local_files_only, looks_local
-
-    if looks_local(model_id) and not Path(model_id).expanduser().is_dir():
-        raise ModelUnavailable(f"There is no model folder at {model_id}; give --base a model folder or hub id.")
-    offline = local_files_only(model_id)
+    config, offline = read_config(
+        model_id, missing=f"There is no model folder at {model_id}; give --base a model folder or hub id."
+    )
+    if is_zero_shot(config):
+        raise ModelUnavailable(
+            f"{model_id} is a zero-shot (CLIP-style) model with no classification layer to retrain; "
+            f"use --base {EFFICIENTNET_LITE0} or an image-classification model."
+        )
     try:
-        config = AutoConfig.from_pretrained(model_id, local_files_only=offline)
-        if is_zero_shot(config):
-            raise ModelUnavailable(
-                f"{model_id} is a zero-shot (CLIP-style) model with no classification layer to retrain; "
-                f"use --base {EFFICIENTNET_LITE0} or an image-classification model."
-            )
-        processor = AutoImageProcessor.from_pretrained(model_id, local_files_only=offline)
-        model = AutoModelForImageClassification.from_pretrained(model_id, local_files_only=offline)
+        return load_pretrained(model_id, offline)
     except (OSError, ValueError, KeyError) as err:
         raise ModelUnavailable(load_error_message(model_id, err)) from err
-    return model, processor
 
 
 def _head_name(model: torch.nn.Module, base: str) -> str:
     """The classification layer: the last Linear with one output per label."""
     n_labels = model.config.num_labels
-    names = [name for name, module in model.named_modules()
-             if isinstance(module, torch.nn.Linear) and module.out_features == n_labels]
+    names = [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module.out_features == n_labels
+    ]
     if not names:
         raise ModelUnavailable(
             f"Cannot find the classification layer of {base} (a Linear layer with {n_labels} outputs), "

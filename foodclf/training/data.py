@@ -9,9 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from db.engine import open_database, session_scope
+from db.export_rows import ExportFilters, export_rows
 from foodclf.errors import FoodclfError
 from foodclf.images import content_id, find_images
 from foodclf.labels import normalise_label
+from foodclf.metrics import match_labels
+from foodclf.store import ImageStore
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,9 @@ def label_folders(folder) -> dict[str, list[Path]]:
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise FoodclfError(f"There is no folder at {root}; give a folder with one subfolder per label.")
-    found = {sub.name: find_images([sub]) for sub in sorted(root.iterdir())
-             if sub.is_dir() and not sub.name.startswith(".")}
+    found = {
+        sub.name: find_images([sub]) for sub in sorted(root.iterdir()) if sub.is_dir() and not sub.name.startswith(".")
+    }
     found = {name: paths for name, paths in found.items() if paths}
     if not found:
         raise FoodclfError(
@@ -73,18 +78,14 @@ def read_reviews(settings, filters=None) -> PhotoSet:
 
     Args:
         settings: database_url and image_dir.
-        filters: a foodclf.reports.ExportFilters (None: every decision).
+        filters: which decisions (None: every decision).
     """
-    from db.engine import open_database, session_scope
-    from db.export import export_rows
-    from foodclf.reports import ExportFilters
-    from foodclf.store import ImageStore
 
     filters = filters or ExportFilters()
     store = ImageStore(settings.image_dir)
     photos, missing = [], []
     with session_scope(open_database(settings)) as session:
-        for row in export_rows(session, **filters.kwargs()):
+        for row in export_rows(session, filters):
             path = store.path(row.stored_path)
             if not path.is_file():
                 missing.append(f"{row.file_name} ({row.content_id[:12]}): missing from {store.root}")
@@ -126,8 +127,6 @@ def _deduplicated(photos: list[LabelledPhoto], source: str) -> PhotoSet:
 
 def align_labels(photo_sets: Iterable[PhotoSet], base_labels: Sequence[str]) -> None:
     """Spell labels as the base model does where they match ignoring case, spaces and underscores."""
-    # Imported here: the foodclf.evaluation package imports this module.
-    from foodclf.evaluation.metrics import match_labels
 
     for photo_set in photo_sets:
         spelling = match_labels(sorted({p.label for p in photo_set.photos}), base_labels)

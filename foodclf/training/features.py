@@ -146,11 +146,11 @@ def extract_features(
     per_chunk = max(1, batch_size // (views + 1))  # about one forward batch of pixels in memory at a time
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="foodclf-features") as pool:
         for start in range(0, len(todo), per_chunk):
-            prepared = list(pool.map(prepare, todo[start:start + per_chunk]))
+            prepared = list(pool.map(prepare, todo[start : start + per_chunk]))
             unreadable.update({photo.content_id: f"{photo.name}: {error}" for photo, _, error in prepared if error})
             pending = [item for _, items, _ in prepared for item in items]
             for first in range(0, len(pending), batch_size):
-                batch = pending[first:first + batch_size]
+                batch = pending[first : first + batch_size]
                 vectors = backbone.features(torch.stack([pixels for _, pixels in batch])).numpy()
                 for (key, _), vector in zip(batch, vectors):
                     found[key] = vector
@@ -159,11 +159,19 @@ def extract_features(
             _advance(stage, len(prepared))
     kept = [photo for photo in photos if photo.content_id not in unreadable]
     dim = backbone.feature_dim
-    stacked = np.stack([[found[key] for key in keys[p.content_id]] for p in kept]) if kept else np.zeros(
-        (0, views + 1, dim), np.float32)
+    stacked = (
+        np.stack([[found[key] for key in keys[p.content_id]] for p in kept])
+        if kept
+        else np.zeros((0, views + 1, dim), np.float32)
+    )
     tensor = torch.from_numpy(stacked).float()
-    return Features(tensor[:, 0], kept, tensor[:, 1:] if views else None, list(unreadable.values()),
-                    computed=len(todo) - len(unreadable))
+    return Features(
+        tensor[:, 0],
+        kept,
+        tensor[:, 1:] if views else None,
+        list(unreadable.values()),
+        computed=len(todo) - len(unreadable),
+    )
 
 
 def _advance(stage, n: int = 1) -> None:

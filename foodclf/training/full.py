@@ -67,8 +67,15 @@ class FullFit:
 
 
 def fine_tune(
-    backbone, labels: Sequence[str], train: Sequence[LabelledPhoto], val: Sequence[LabelledPhoto], *,
-    settings: FullSettings = FullSettings(), workers: int = 0, limits: Optional[dict] = None, head=None,
+    backbone,
+    labels: Sequence[str],
+    train: Sequence[LabelledPhoto],
+    val: Sequence[LabelledPhoto],
+    *,
+    settings: FullSettings = FullSettings(),
+    workers: int = 0,
+    limits: Optional[dict] = None,
+    head=None,
     stage=None,
 ) -> FullFit:
     """Train every layer with a new head for `labels`; keep the epoch with the lowest validation loss.
@@ -104,8 +111,9 @@ def fine_tune(
                 continue
             with _autocast(device, backbone.precision):
                 logits = model(pixel_values=pixels.to(device)).logits
-            loss = F.cross_entropy(logits.float(), targets.to(device), weight=weights,
-                                   label_smoothing=settings.label_smoothing)
+            loss = F.cross_entropy(
+                logits.float(), targets.to(device), weight=weights, label_smoothing=settings.label_smoothing
+            )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -146,8 +154,14 @@ def _predict(model, loader, device, precision):
 
 def _loader(dataset, settings: FullSettings, workers: int, shuffle: bool):
     generator = torch.Generator().manual_seed(settings.seed)
-    return torch.utils.data.DataLoader(dataset, batch_size=settings.batch_size, shuffle=shuffle, num_workers=workers,
-                                       collate_fn=_collate, generator=generator)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=settings.batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        collate_fn=_collate,
+        generator=generator,
+    )
 
 
 def _collate(batch):
@@ -167,11 +181,13 @@ def _augmentation(side: int):
 
     # Crops then the processor's own resize/crop: the network sees food at many scales and places.
     resize = max(side, round(side / 0.875))
-    return T.Compose([
-        T.RandomResizedCrop(resize, scale=(0.4, 1.0), interpolation=T.InterpolationMode.BICUBIC),
-        T.RandomHorizontalFlip(),
-        T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
-    ])
+    return T.Compose(
+        [
+            T.RandomResizedCrop(resize, scale=(0.4, 1.0), interpolation=T.InterpolationMode.BICUBIC),
+            T.RandomHorizontalFlip(),
+            T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+        ]
+    )
 
 
 def _autocast(device: torch.device, precision: str):

@@ -98,9 +98,10 @@ def fit_head(
         order = torch.randperm(len(z_train), generator=generator)
         total = 0.0
         for start in range(0, len(order), settings.batch_size):
-            idx = order[start:start + settings.batch_size]
-            loss = F.cross_entropy(layer(z_train[idx]), train_y[idx], weight=loss_weights,
-                                   label_smoothing=settings.label_smoothing)
+            idx = order[start : start + settings.batch_size]
+            loss = F.cross_entropy(
+                layer(z_train[idx]), train_y[idx], weight=loss_weights, label_smoothing=settings.label_smoothing
+            )
             loss = loss + settings.l2 * layer.weight.pow(2).sum()
             optimiser.zero_grad()
             loss.backward()

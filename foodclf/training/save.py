@@ -71,7 +71,8 @@ def check_reload(folder: Path, model: torch.nn.Module, processor) -> None:
             "please report this with the base model's name."
         )
     if [reloaded.config.id2label[i] for i in range(reloaded.config.num_labels)] != list(
-            model.config.id2label[i] for i in range(model.config.num_labels)):
+        model.config.id2label[i] for i in range(model.config.num_labels)
+    ):
         raise FoodclfError(f"The model saved in {folder} lost its labels, so it was not kept; please report this.")
 
 
@@ -98,8 +99,7 @@ def model_card(record: dict) -> str:
         f"A food photo classifier trained by `python -m foodclf train` on {record['created_at']} "
         f"by {record['created_by']}, from **{base}** in mode `{record['mode']}`.",
         "",
-        f"- Labels: {len(record['labels'])}; new to the base model: "
-        + (", ".join(record["new_labels"]) or "none"),
+        f"- Labels: {len(record['labels'])}; new to the base model: " + (", ".join(record["new_labels"]) or "none"),
         f"- Data: {record['data']['source']}: {record['data']['photos']} photos "
         f"({sum(counts['train'].values())} to train, {sum(counts['validation'].values())} to validate); "
         f"fingerprint `{record['data']['fingerprint'][:16]}`",
@@ -110,15 +110,21 @@ def model_card(record: dict) -> str:
     ]
     if validation:
         k = next((key for key in validation if key.startswith("top") and key.endswith("_accuracy")), None)
-        lines += ["| accuracy | " + (f"{k.split('_')[0]} accuracy | " if k else "") + "macro F1 | photos |",
-                  "|---|" + ("---|" if k else "") + "---|---|",
-                  f"| {validation['accuracy']:.1%} | " + (f"{validation[k]:.1%} | " if k else "")
-                  + f"{validation['macro_f1']:.1%} | {validation['photos']} |"]
+        lines += [
+            "| accuracy | " + (f"{k.split('_')[0]} accuracy | " if k else "") + "macro F1 | photos |",
+            "|---|" + ("---|" if k else "") + "---|---|",
+            f"| {validation['accuracy']:.1%} | "
+            + (f"{validation[k]:.1%} | " if k else "")
+            + f"{validation['macro_f1']:.1%} | {validation['photos']} |",
+        ]
     else:
         lines.append("No validation photos (too few photos per label); measure it with `python -m foodclf evaluate`.")
     lines += ["", "## Labels", "", "| label | train | validation |", "|---|---|---|"]
-    lines += [f"| {display_label(label)} (`{label}`) | {counts['train'].get(label, 0)} | "
-              f"{counts['validation'].get(label, 0)} |" for label in record["labels"]]
+    lines += [
+        f"| {display_label(label)} (`{label}`) | {counts['train'].get(label, 0)} | "
+        f"{counts['validation'].get(label, 0)} |"
+        for label in record["labels"]
+    ]
     lines += [
         "",
         "## Use",

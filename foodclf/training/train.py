@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import logging
 import re
 import time
@@ -14,11 +13,21 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from db.engine import open_database, session_scope
+from db.export_rows import ExportFilters
+from db.trained_models import list_models, register_model
 from foodclf.errors import FoodclfError
-from foodclf.evaluation.metrics import compute_metrics
+from foodclf.labels import display_label
+from foodclf.metrics import compute_metrics
+from foodclf.settings import Settings, local_user
 from foodclf.training.backbone import CURRENT, EFFICIENTNET_LITE0, load_backbone
 from foodclf.training.data import (
-    PhotoSet, align_labels, data_fingerprint, read_image_folder, read_reviews, stratified_split,
+    PhotoSet,
+    align_labels,
+    data_fingerprint,
+    read_image_folder,
+    read_reviews,
+    stratified_split,
 )
 from foodclf.training.features import FeatureCache, extract_features
 from foodclf.training.full import FullSettings, fine_tune
@@ -55,6 +64,34 @@ class TrainingReport:
     def to_dict(self) -> dict:
         return {**asdict(self), "folder": str(self.folder)}
 
+    def summary(self) -> str:
+        """The report as text for a terminal."""
+        lines = [f"trained {self.name} ({self.mode} on {self.base}) in {self.seconds:.0f} s: {self.folder}"]
+        if self.validation:
+            v = self.validation
+            lines.append(
+                f"  validation ({v['photos']} photos): accuracy {v['accuracy']:.1%}, "
+                f"top-5 {v['top5_accuracy']:.1%}, macro F1 {v['macro_f1']:.1%}"
+            )
+        else:
+            lines.append("  no validation photos (too few per label); measure it with `python -m foodclf evaluate`")
+        train, validation = self.counts["train"], self.counts["validation"]
+        lines.append(
+            f"  {len(self.labels)} labels: "
+            + ", ".join(
+                f"{display_label(label)} ({train.get(label, 0)}+{validation.get(label, 0)})" for label in self.labels
+            )
+        )
+        if self.new_labels:
+            lines.append("  new to the base model: " + ", ".join(self.new_labels))
+        lines.append(f"  features: {self.cache_hits} from the cache, {self.computed} computed")
+        if self.left_out:
+            lines.append(f"  {len(self.left_out)} photos left out:")
+            lines += [f"    {line}" for line in self.left_out[:10]]
+        if self.registry_id is not None:
+            lines.append(f"  registered as model #{self.registry_id}; switch to it on the dashboard's Models page")
+        return "\n".join(lines)
+
 
 def train_model(
     settings,
@@ -76,7 +113,7 @@ def train_model(
 
     Args:
         settings: model_dir, cache_dir, database_url, image_dir, device, precision, batch_size, workers.
-        source: a folder laid out as `<label>/<file>`, or a foodclf.reports.ExportFilters to train on
+        source: a folder laid out as `<label>/<file>`, or a db.export_rows.ExportFilters to train on
             the moderators' current decisions in the database.
         base: efficientnet-lite0 (offline), current (the model in use), or a model folder / hub id.
         mode: head (features once, a linear layer; for a CPU) or full (every layer; for a GPU).
@@ -101,8 +138,11 @@ def train_model(
     val_set = read_image_folder(val) if val is not None else None
     progress.note(0.03, f"Loading the base model {base}")
     backbone = load_backbone(settings, base)
-    folder = Path(out).expanduser() if out else Path(settings.model_dir).expanduser() / _default_name(
-        backbone.name, mode, created)
+    folder = (
+        Path(out).expanduser()
+        if out
+        else Path(settings.model_dir).expanduser() / _default_name(backbone.name, mode, created)
+    )
     _check_destination(settings, folder, register)
     base_labels = set(backbone.labels)  # before the new head replaces them
     align_labels([s for s in (photo_set, val_set) if s is not None], backbone.labels)
@@ -116,8 +156,9 @@ def train_model(
     progress.note(0.05, "Base model loaded")
 
     if mode == "head":
-        fit = _train_head(settings, backbone, labels, train, held_out, progress, limits, epochs, seed,
-                          refit=refit and val_set is None)
+        fit = _train_head(
+            settings, backbone, labels, train, held_out, progress, limits, epochs, seed, refit=refit and val_set is None
+        )
     else:
         fit = _train_full(settings, backbone, labels, train, held_out, progress, limits, epochs, seed)
     left_out += fit["unreadable"]
@@ -128,7 +169,7 @@ def train_model(
     record = {
         "name": folder.name,
         "created_at": created.isoformat(timespec="seconds"),
-        "created_by": settings.reviewer or _login(),
+        "created_by": local_user(settings),
         "base_model": backbone.name,
         "base_is_hub_id": base not in (EFFICIENTNET_LITE0, CURRENT) and not Path(base).expanduser().exists(),
         "license": "apache-2.0" if backbone.name == EFFICIENTNET_LITE0 else None,
@@ -137,8 +178,10 @@ def train_model(
         "new_labels": new_labels,
         "counts": counts,
         "data": {
-            "source": photo_set.source, "validation_source": val_set.source if val_set else "stratified split",
-            "photos": len(train) + len(held_out), "trained_on": fit["trained_on"],
+            "source": photo_set.source,
+            "validation_source": val_set.source if val_set else "stratified split",
+            "photos": len(train) + len(held_out),
+            "trained_on": fit["trained_on"],
             "fingerprint": data_fingerprint(train + held_out),
             "left_out": left_out,
         },
@@ -152,10 +195,20 @@ def train_model(
     save_model(fit["model"], backbone.processor, folder, record)
     seconds = time.perf_counter() - started
     report = TrainingReport(
-        folder=folder, name=folder.name, base=backbone.name, mode=mode, labels=labels, new_labels=new_labels,
-        counts=counts, data_fingerprint=record["data"]["fingerprint"], validation=fit["validation_metrics"],
-        hyperparameters=fit["hyperparameters"], seconds=seconds, cache_hits=fit.get("cache_hits", 0),
-        computed=fit.get("computed", 0), left_out=left_out,
+        folder=folder,
+        name=folder.name,
+        base=backbone.name,
+        mode=mode,
+        labels=labels,
+        new_labels=new_labels,
+        counts=counts,
+        data_fingerprint=record["data"]["fingerprint"],
+        validation=fit["validation_metrics"],
+        hyperparameters=fit["hyperparameters"],
+        seconds=seconds,
+        cache_hits=fit.get("cache_hits", 0),
+        computed=fit.get("computed", 0),
+        left_out=left_out,
     )
     if register:
         progress.note(0.98, "Recording the model in the registry")
@@ -169,8 +222,9 @@ def _fit_head(settings, backbone, labels, train, held_out, progress, limits, epo
     cache = FeatureCache(settings.cache_dir, backbone.fingerprint)
     photos = train + held_out
     with progress.stage(share * 0.85, len(photos), "Extracting features") as stage:
-        features = extract_features(backbone, photos, cache, batch_size=settings.batch_size,
-                                    workers=settings.workers, stage=stage, **limits)
+        features = extract_features(
+            backbone, photos, cache, batch_size=settings.batch_size, workers=settings.workers, stage=stage, **limits
+        )
     readable = {p.content_id for p in features.photos}
     row = {p.content_id: i for i, p in enumerate(features.photos)}
     train = [p for p in train if p.content_id in readable]
@@ -186,23 +240,48 @@ def _fit_head(settings, backbone, labels, train, held_out, progress, limits, epo
     val_x, val_y = tensors(held_out)
     head_settings = HeadSettings(seed=seed, **({"max_epochs": epochs} if epochs else {}))
     with progress.stage(share * 0.15, head_settings.max_epochs, "Fitting the head", unit="epoch") as stage:
-        fit = fit_head(train_x, train_y, len(labels), val_x=val_x if len(held_out) else None,
-                       val_y=val_y if len(held_out) else None, settings=head_settings, stage=stage)
+        fit = fit_head(
+            train_x,
+            train_y,
+            len(labels),
+            val_x=val_x if len(held_out) else None,
+            val_y=val_y if len(held_out) else None,
+            settings=head_settings,
+            stage=stage,
+        )
     metrics = _metrics(fit.logits(val_x), held_out, labels) if held_out else {}
     note = "Validation: the held-out photos, scored by the head fitted without them."
     refit = refit and bool(held_out)
     if refit:
         # The held-out photos measured the head and chose its epoch count; now they teach it too.
-        fit = fit_head(torch.cat([train_x, val_x]), torch.cat([train_y, val_y]), len(labels),
-                       settings=head_settings, epochs=fit.epochs)
-        note = ("Validation: the held-out photos, scored by the head fitted without them; the saved head was "
-                f"then refitted on all {len(train) + len(held_out)} photos for the same {fit.epochs} epochs.")
+        fit = fit_head(
+            torch.cat([train_x, val_x]),
+            torch.cat([train_y, val_y]),
+            len(labels),
+            settings=head_settings,
+            epochs=fit.epochs,
+        )
+        note = (
+            "Validation: the held-out photos, scored by the head fitted without them; the saved head was "
+            f"then refitted on all {len(train) + len(held_out)} photos for the same {fit.epochs} epochs."
+        )
     return {
-        "fit": fit, "train": train, "validation": held_out, "unreadable": features.unreadable,
-        "validation_metrics": metrics, "history": fit.history, "note": note,
-        "hyperparameters": {**head_settings.to_dict(), "best_epochs": fit.epochs, "refit": refit,
-                            "precision": backbone.precision, "feature_dim": backbone.feature_dim},
-        "cache_hits": len(photos) - features.computed - len(features.unreadable), "computed": features.computed,
+        "fit": fit,
+        "train": train,
+        "validation": held_out,
+        "unreadable": features.unreadable,
+        "validation_metrics": metrics,
+        "history": fit.history,
+        "note": note,
+        "hyperparameters": {
+            **head_settings.to_dict(),
+            "best_epochs": fit.epochs,
+            "refit": refit,
+            "precision": backbone.precision,
+            "feature_dim": backbone.feature_dim,
+        },
+        "cache_hits": len(photos) - features.computed - len(features.unreadable),
+        "computed": features.computed,
         "trained_on": len(train) + (len(held_out) if refit else 0),
     }
 
@@ -221,25 +300,49 @@ def _train_full(settings, backbone, labels, train, held_out, progress, limits, e
     full_settings = FullSettings(seed=seed, **({"max_epochs": epochs} if epochs else {}))
     workers = settings.workers if backbone.device.type == "cuda" else 0  # on a CPU the model needs both cores
     with progress.stage(0.65, full_settings.max_epochs * len(train), "Fine-tuning") as stage:
-        fit = fine_tune(backbone, labels, train, held_out, settings=full_settings, workers=workers, limits=limits,
-                        head=(head["fit"].weight, head["fit"].bias), stage=stage)
+        fit = fine_tune(
+            backbone,
+            labels,
+            train,
+            held_out,
+            settings=full_settings,
+            workers=workers,
+            limits=limits,
+            head=(head["fit"].weight, head["fit"].bias),
+            stage=stage,
+        )
     metrics = _metrics(fit.val_logits, held_out, labels) if fit.val_logits is not None else {}
     return {
-        "model": fit.model, "train": train, "validation": held_out, "unreadable": head["unreadable"],
-        "validation_metrics": metrics, "history": fit.history,
+        "model": fit.model,
+        "train": train,
+        "validation": held_out,
+        "unreadable": head["unreadable"],
+        "validation_metrics": metrics,
+        "history": fit.history,
         "note": f"Validation: the held-out photos, scored at the kept epoch ({fit.epochs}).",
-        "hyperparameters": {**full_settings.to_dict(), "best_epochs": fit.epochs, "precision": backbone.precision,
-                            "head": head["hyperparameters"], "head_validation": head["validation_metrics"]},
-        "cache_hits": head["cache_hits"], "computed": head["computed"], "trained_on": len(train),
+        "hyperparameters": {
+            **full_settings.to_dict(),
+            "best_epochs": fit.epochs,
+            "precision": backbone.precision,
+            "head": head["hyperparameters"],
+            "head_validation": head["validation_metrics"],
+        },
+        "cache_hits": head["cache_hits"],
+        "computed": head["computed"],
+        "trained_on": len(train),
     }
 
 
 def _metrics(logits: torch.Tensor, photos, labels) -> dict:
     scores = logits.float().softmax(-1).numpy()
     metrics = compute_metrics([p.label for p in photos], scores, labels, top_k=5)
-    return {**metrics.headline(), "per_class": metrics.per_class,
-            "loss": float(torch.nn.functional.cross_entropy(
-                logits.float(), torch.tensor([labels.index(p.label) for p in photos])))}
+    return {
+        **metrics.headline(),
+        "per_class": metrics.per_class,
+        "loss": float(
+            torch.nn.functional.cross_entropy(logits.float(), torch.tensor([labels.index(p.label) for p in photos]))
+        ),
+    }
 
 
 def _check_labels(train, held_out, photo_set: Optional[PhotoSet]) -> list[str]:
@@ -249,12 +352,14 @@ def _check_labels(train, held_out, photo_set: Optional[PhotoSet]) -> list[str]:
         where = f" in {photo_set.source}" if photo_set else ""
         raise FoodclfError(
             f"Training needs photos of at least 2 labels{where}; found "
-            + (", ".join(labels) if labels else "none") + ". Add photos, or loosen the filters."
+            + (", ".join(labels) if labels else "none")
+            + ". Add photos, or loosen the filters."
         )
     unknown = sorted({p.label for p in held_out} - set(labels))
     if unknown:
         raise FoodclfError(
-            "The validation photos have labels with no training photos: " + ", ".join(unknown)
+            "The validation photos have labels with no training photos: "
+            + ", ".join(unknown)
             + ". Add training photos of them, or leave them out of the validation folder."
         )
     return labels
@@ -263,8 +368,9 @@ def _check_labels(train, held_out, photo_set: Optional[PhotoSet]) -> list[str]:
 def _without(val_set: PhotoSet, train) -> list:
     """Validation photos that are not also training photos (a copy in both would flatter the figures)."""
     seen = {p.content_id for p in train}
-    val_set.left_out += [f"{p.name}: also a training photo, so not used to validate"
-                         for p in val_set.photos if p.content_id in seen]
+    val_set.left_out += [
+        f"{p.name}: also a training photo, so not used to validate" for p in val_set.photos if p.content_id in seen
+    ]
     return [p for p in val_set.photos if p.content_id not in seen]
 
 
@@ -273,9 +379,6 @@ def _check_destination(settings, folder: Path, register: bool) -> None:
     if folder.exists():
         raise FoodclfError(f"{folder} exists already; choose a new folder with --out.")
     if register:
-        from db.engine import open_database, session_scope
-        from db.registry import list_models
-
         with session_scope(open_database(settings)) as session:
             if any(model.name == folder.name for model in list_models(session)):
                 raise FoodclfError(f"A model named {folder.name!r} is already registered; choose another --out.")
@@ -295,24 +398,59 @@ def _default_name(base: str, mode: str, when: datetime) -> str:
     return f"{slug}-{mode}-{when:%Y%m%d-%H%M%S}"
 
 
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name in some containers
-        return "unknown"
-
-
 def _register(settings, report: TrainingReport, record: dict, activate: bool) -> int:
-    from db.engine import open_database, session_scope
-    from db.registry import register_model
-
-    metrics = {"validation": {k: v for k, v in report.validation.items() if k != "per_class"},
-               "mode": report.mode, "data_fingerprint": report.data_fingerprint,
-               "new_labels": report.new_labels, "seconds": round(report.seconds, 1)}
+    metrics = {
+        "validation": {k: v for k, v in report.validation.items() if k != "per_class"},
+        "mode": report.mode,
+        "data_fingerprint": report.data_fingerprint,
+        "new_labels": report.new_labels,
+        "seconds": round(report.seconds, 1),
+    }
     with session_scope(open_database(settings)) as session:
         row = register_model(
-            session, name=report.name, path=str(report.folder.resolve()), base_model=report.base,
-            labels=report.labels, metrics=metrics, train_size=record["data"]["trained_on"],
-            created_by=record["created_by"], activate=activate,
+            session,
+            name=report.name,
+            path=str(report.folder.resolve()),
+            base_model=report.base,
+            labels=report.labels,
+            metrics=metrics,
+            train_size=record["data"]["trained_on"],
+            created_by=record["created_by"],
+            activate=activate,
         )
         return row.id
+
+
+# Bases a dashboard user can train from: (value for train_model, what people read).
+TRAINING_BASES = {
+    "current": "The model in use now (keeps its labels, learns the new ones)",
+    "efficientnet-lite0": "EfficientNet-Lite0 (ImageNet weights, offline; fast on a CPU)",
+}
+
+
+def train_from_reviews(
+    settings: Settings, filters: ExportFilters, *, base: str, mode: str = "head", activate: bool = False, progress=None
+) -> dict:
+    """Train a model on the moderators' current decisions and register it; a summary of plain values.
+
+    Args:
+        settings: the dashboard's settings, with `reviewer` set to who started the run.
+        filters: the decisions to learn from.
+        base, mode: see train_model.
+        progress: called with (fraction done, message).
+
+    Raises:
+        FoodclfError: too few labels or photos, or a base that cannot be loaded.
+    """
+    report = train_model(settings, filters, base=base, mode=mode, activate=activate, progress_callback=progress)
+    return {
+        "registry_id": report.registry_id,
+        "name": report.name,
+        "labels": len(report.labels),
+        "new_labels": list(report.new_labels),
+        "photos": sum(report.counts["train"].values()) + sum(report.counts["validation"].values()),
+        "seconds": round(report.seconds, 1),
+        "validation": {k: v for k, v in report.validation.items() if k != "per_class"},
+        "left_out": len(report.left_out),
+        "activated": activate,
+    }

@@ -79,7 +79,8 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("undoes_review_id", sa.Integer(), nullable=True),
         sa.CheckConstraint(
-            "action IN ('confirmed', 'corrected', 'not_food', 'skipped', 'undone')", name="ck_reviews_action"),
+            "action IN ('confirmed', 'corrected', 'not_food', 'skipped', 'undone')", name="ck_reviews_action"
+        ),
         sa.ForeignKeyConstraint(["image_id"], ["images.id"], name="fk_reviews_image_id_images"),
         sa.ForeignKeyConstraint(["prediction_id"], ["predictions.id"], name="fk_reviews_prediction_id_predictions"),
         sa.ForeignKeyConstraint(["undoes_review_id"], ["reviews.id"], name="fk_reviews_undoes_review_id_reviews"),

@@ -1,50 +1,38 @@
-"""Export of reviewed labels, streamed: CSV, JSONL, and a Hugging Face `imagefolder` layout."""
+"""Downloads of the moderators' labels: CSV, JSON Lines, and a Hugging Face `imagefolder` zip.
+
+db.export_rows streams the rows from SQL; this module writes them in each format.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, TextIO, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, TextIO, Union
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
 
-from db.models import ImageRow, PredictionRow, ReviewRow, as_utc
+from db import stats
+from db.engine import session_scope
+from db.export_rows import EXPORT_COLUMNS, ExportFilters, ExportRow, export_counts, export_rows
 from foodclf.errors import FoodclfError
 from foodclf.store import ImageStore
 
-EXPORT_COLUMNS = (
-    "content_id", "file_name", "predicted_label", "predicted_score", "final_label", "action", "reviewer",
-    "reviewed_at",
-)
+# format key -> (what people read, MIME type, file extension)
+FORMATS = {
+    "csv": ("CSV", "text/csv", "csv"),
+    "jsonl": ("JSON Lines", "application/x-ndjson", "jsonl"),
+    "imagefolder": ("Image folder (zip, for fine-tuning)", "application/zip", "zip"),
+}
+Progress = Callable[[int, int], None]  # (rows done, rows in all)
 _FOLDER_NAME = re.compile(r"\w+")
-
-
-@dataclass(frozen=True)
-class ExportRow:
-    """One photo's current decision, as exported."""
-
-    content_id: str
-    file_name: str
-    predicted_label: Optional[str]
-    predicted_score: Optional[float]
-    final_label: str
-    action: str
-    reviewer: str
-    reviewed_at: datetime
-    stored_path: str  # where the bytes are in the image store; not exported
-
-    def record(self) -> dict[str, Any]:
-        """The exported columns; reviewed_at as ISO 8601 with its UTC offset."""
-        return {name: getattr(self, name) for name in EXPORT_COLUMNS} | {"reviewed_at": self.reviewed_at.isoformat()}
 
 
 @dataclass
@@ -55,77 +43,83 @@ class FolderExport:
     missing: list[str] = field(default_factory=list)
 
 
-def export_rows(
-    session: Session,
+@dataclass(frozen=True)
+class ExportFile:
+    """A finished download."""
+
+    data: bytes
+    file_name: str
+    mime: str
+    rows: int
+    missing: tuple[str, ...] = ()  # content ids whose photo file was not in the image store
+
+
+def decided_labels(engine: Engine) -> dict[str, int]:
+    """Photos per current decided label, most first (counted in SQL): what an export can hold."""
+    with session_scope(engine) as session:
+        return {row["label"]: row["count"] for row in stats.final_label_counts(session)}
+
+
+def export_preview(engine: Engine, filters: ExportFilters, n: int = 10) -> list[dict[str, Any]]:
+    """The first `n` rows of the export, as exported."""
+    with session_scope(engine) as session:
+        return [row.record() for row in itertools.islice(export_rows(session, filters), n)]
+
+
+def export_label_counts(engine: Engine, filters: ExportFilters) -> dict[str, int]:
+    """Rows per final label an export with these filters holds, most first (counted in SQL)."""
+    with session_scope(engine) as session:
+        return {row["label"]: row["count"] for row in export_counts(session, filters)}
+
+
+def build_export(
+    engine: Engine,
+    image_dir: str,
+    fmt: str,
+    filters: ExportFilters,
     *,
-    only_corrected: bool = False,
-    since=None,
-    until=None,
-    labels: Optional[Iterable[str]] = None,
-    batch: int = 1000,
-) -> Iterator[ExportRow]:
-    """Each reviewed photo's current decision, oldest decision first, streamed `batch` rows at a time.
+    total: int = 0,
+    progress: Optional[Progress] = None,
+    stamp: str = "",
+) -> ExportFile:
+    """The whole export as one file in memory; progress(done, total) is called as rows stream by.
 
     Args:
-        only_corrected: only decisions that changed the model's label (corrected and not_food).
-        since, until: when the decision was made, `since <= t < until` (a date `until` includes that day).
-        labels: only these final labels.
-
-    The session must stay open while the iterator is consumed.
+        fmt: csv, jsonl or imagefolder.
+        total: how many rows to expect (for the progress fraction; 0 if unknown).
+        stamp: added to the file name, e.g. a date.
     """
-    stmt = (
-        select(
-            ImageRow.content_id, ImageRow.file_name, PredictionRow.top_label, PredictionRow.top_score,
-            ImageRow.current_label, ImageRow.current_action, ReviewRow.reviewer, ReviewRow.created_at,
-            ImageRow.stored_path,
-        )
-        .select_from(ImageRow)
-        .join(ReviewRow, ReviewRow.id == ImageRow.current_review_id)
-        .outerjoin(PredictionRow, PredictionRow.id == ReviewRow.prediction_id)
-        .where(*_export_where(only_corrected, since, until, labels))
-        .order_by(ReviewRow.id)
-    )
-    result = session.execute(stmt.execution_options(yield_per=batch))
-    try:
-        for row in result:
-            yield ExportRow(*row)
-    finally:
-        # A half-read export (a dropped download, a preview) must not leave a server-side cursor open.
-        result.close()
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt: expected one of {', '.join(FORMATS)}, not {fmt!r}")
+    _, mime, extension = FORMATS[fmt]
+    name = "foodclf-labels" + (f"-{stamp}" if stamp else "") + f".{extension}"
+    counter = _Counted(progress, total)
+    with session_scope(engine) as session:
+        rows = counter.wrap(export_rows(session, filters))
+        if fmt == "imagefolder":
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                report = write_imagefolder(rows, archive, image_dir=image_dir)
+            return ExportFile(buffer.getvalue(), name, mime, report.written, tuple(report.missing))
+        chunks = csv_chunks(rows) if fmt == "csv" else jsonl_chunks(rows)
+        text = "".join(chunks)
+    return ExportFile(text.encode("utf-8"), name, mime, counter.done)
 
 
-def export_counts(
-    session: Session,
-    *,
-    only_corrected: bool = False,
-    since=None,
-    until=None,
-    labels: Optional[Iterable[str]] = None,
-) -> list[dict[str, Any]]:
-    """Rows per final label that export_rows would stream with the same filters, most first: [{label, count}]."""
-    stmt = (
-        select(ImageRow.current_label, func.count())
-        .where(*_export_where(only_corrected, since, until, labels))
-        .group_by(ImageRow.current_label)
-    )
-    rows = session.execute(stmt).all()
-    return [dict(label=label, count=n) for label, n in sorted(rows, key=lambda r: (-r[1], r[0]))]
+class _Counted:
+    """Counts rows as they pass and reports progress every few hundred."""
 
+    def __init__(self, progress: Optional[Progress], total: int, every: int = 200):
+        self.progress, self.total, self.every, self.done = progress, total, every, 0
 
-def _export_where(only_corrected, since, until, labels) -> list:
-    """The WHERE shared by export_rows and export_counts, so a count always matches its export."""
-    # current_label is set exactly when a decision is current (reviews are never deleted, so the
-    # export's join to that review always finds it): counts need no join.
-    where = [ImageRow.current_label.is_not(None)]
-    if only_corrected:
-        where.append(ImageRow.current_action.in_(("corrected", "not_food")))
-    if since is not None:
-        where.append(ImageRow.reviewed_at >= as_utc(since, "since"))
-    if until is not None:
-        where.append(ImageRow.reviewed_at < as_utc(until, "until", end=True))
-    if labels is not None:
-        where.append(ImageRow.current_label.in_(list(labels)))
-    return where
+    def wrap(self, rows: Iterable[ExportRow]) -> Iterator[ExportRow]:
+        for row in rows:
+            yield row
+            self.done += 1
+            if self.progress is not None and self.done % self.every == 0:
+                self.progress(self.done, self.total)
+        if self.progress is not None:
+            self.progress(self.done, self.total)
 
 
 def csv_chunks(rows: Iterable[ExportRow]) -> Iterator[str]:
@@ -156,7 +150,10 @@ def write_jsonl(rows: Iterable[ExportRow], file: TextIO) -> int:
 
 
 def write_imagefolder(
-    rows: Iterable[ExportRow], target: Union[str, Path, zipfile.ZipFile], *, image_dir: Union[str, Path],
+    rows: Iterable[ExportRow],
+    target: Union[str, Path, zipfile.ZipFile],
+    *,
+    image_dir: Union[str, Path],
 ) -> FolderExport:
     """Lay photos out as `<label>/<content id>.<ext>` plus `metadata.csv` (file_name,label), as `imagefolder` reads.
 

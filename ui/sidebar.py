@@ -7,13 +7,13 @@ from pathlib import Path
 import streamlit as st
 
 from foodclf.errors import FoodclfError
-from pages import _cache, _shared
+from ui import cache, identity, messages
 
 
 def draw() -> None:
     """Model facts (or its loading state) and the reviewer."""
     with st.container(border=True):
-        if _cache.model_is_loading():
+        if cache.model_is_loading():
             _model_loading()
         else:
             _model_facts()
@@ -23,7 +23,7 @@ def draw() -> None:
 @st.fragment(run_every=1.0)
 def _model_loading() -> None:
     # Polls once a second while the first load runs, then redraws the whole page once.
-    if not _cache.model_is_loading():
+    if not cache.model_is_loading():
         st.rerun(scope="app")
     st.markdown(":material/hourglass_top: **Loading the model…**")
     st.caption("Pages that need it will wait; the others work already.")
@@ -31,14 +31,14 @@ def _model_loading() -> None:
 
 def _model_facts() -> None:
     try:
-        facts = _cache.classifier(wait=False).describe()
+        facts = cache.classifier(wait=False).describe()
     except FoodclfError as err:
         st.markdown(":material/error: **No model**")
         st.caption(str(err))
-        st.button("Try again", key="model_retry", on_click=_cache.reload_model, type="tertiary")
+        st.button("Try again", key="model_retry", on_click=cache.reload_model, type="tertiary")
         return
     except Exception as err:  # noqa: BLE001  (the sidebar must never take the page down)
-        st.caption(_shared.unexpected(err, "describing the model"))
+        st.caption(messages.unexpected(err, "describing the model"))
         return
     name = Path(facts["id"]).name if facts["id"].startswith(("/", ".", "~")) else facts["id"]
     st.markdown(f":material/neurology: **{name}**", help=f"Model: {facts['id']}")
@@ -50,8 +50,8 @@ def _model_facts() -> None:
 
 
 def _identity() -> None:
-    name = _shared.current_reviewer()
-    if _shared.login_configured():
+    name = identity.current_reviewer()
+    if identity.login_configured():
         if name:
             st.markdown(f":material/person: Signed in as **{name}**")
             st.button("Log out", key="logout", on_click=st.logout, type="tertiary")
@@ -60,6 +60,6 @@ def _identity() -> None:
         return
     if name:
         st.markdown(f":material/person: Reviewing as **{name}**")
-        st.button("Not you? Change name", key="change_name", on_click=_shared.forget_name, type="tertiary")
+        st.button("Not you? Change name", key="change_name", on_click=identity.forget_name, type="tertiary")
     else:
         st.caption(":material/person_off: No reviewer yet: enter your name on the page to save decisions.")

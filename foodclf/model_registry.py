@@ -9,7 +9,7 @@ from typing import Any, Optional
 from sqlalchemy import Engine
 
 from db.engine import open_database, session_scope
-from db.registry import active_model, list_models, set_active_model
+from db.trained_models import active_model, list_models, set_active_model
 from foodclf.settings import Settings
 
 # Metrics shown side by side, in this order, when a model's metrics have them.
@@ -36,8 +36,18 @@ def trained_models(engine: Engine) -> list[TrainedModelInfo]:
     """Every registered model, newest first."""
     with session_scope(engine) as session:
         return [
-            TrainedModelInfo(m.id, m.name, m.path, m.base_model, list(m.labels), dict(m.metrics), m.train_size,
-                             m.created_at, m.created_by, bool(m.active))
+            TrainedModelInfo(
+                m.id,
+                m.name,
+                m.path,
+                m.base_model,
+                list(m.labels),
+                dict(m.metrics),
+                m.train_size,
+                m.created_at,
+                m.created_by,
+                bool(m.active),
+            )
             for m in list_models(session)
         ]
 
@@ -67,43 +77,10 @@ def metrics_table(models: list[TrainedModelInfo]) -> list[dict[str, Any]]:
     rows = []
     for model in models:
         metrics = model.metrics.get("validation", model.metrics)  # figures may be nested under the split
-        row = {"active": model.active, "name": model.name, "labels": len(model.labels),
-               "trained on": model.train_size}
+        row = {"active": model.active, "name": model.name, "labels": len(model.labels), "trained on": model.train_size}
         for key in HEADLINE_METRICS:
             value = metrics.get(key)
             row[key.replace("_", " ")] = float(value) if isinstance(value, (int, float)) else None
         row.update({"base": model.base_model, "created": model.created_at, "by": model.created_by})
         rows.append(row)
     return rows
-
-
-# Bases a dashboard user can train from: (value for train_model, what people read).
-TRAINING_BASES = {
-    "current": "The model in use now (keeps its labels, learns the new ones)",
-    "efficientnet-lite0": "EfficientNet-Lite0 (ImageNet weights, offline; fast on a CPU)",
-}
-
-
-def train_from_reviews(settings, filters, *, base: str, mode: str = "head", activate: bool = False,
-                       progress=None) -> dict[str, Any]:
-    """Train a model on the moderators' current decisions and register it; a summary of plain values.
-
-    Args:
-        settings: the dashboard's settings, with `reviewer` set to who started the run.
-        filters: a foodclf.reports.ExportFilters choosing the decisions to learn from.
-        base, mode: see foodclf.training.train_model.
-        progress: called with (fraction done, message).
-
-    Raises:
-        FoodclfError: too few labels or photos, or a base that cannot be loaded.
-    """
-    from foodclf.training import train_model  # torch-heavy: only when a run starts
-
-    report = train_model(settings, filters, base=base, mode=mode, activate=activate, progress_callback=progress)
-    return {
-        "registry_id": report.registry_id, "name": report.name, "labels": len(report.labels),
-        "new_labels": list(report.new_labels), "photos": sum(report.counts["train"].values())
-        + sum(report.counts["validation"].values()), "seconds": round(report.seconds, 1),
-        "validation": {k: v for k, v in report.validation.items() if k != "per_class"},
-        "left_out": len(report.left_out), "activated": activate,
-    }

@@ -13,7 +13,7 @@ from typing import Optional
 import streamlit as st
 
 from db.engine import open_database
-from foodclf import jobs, registry, reports, review, thumbnails
+from foodclf import export, insights, jobs, model_registry, moderation, thumbnails
 from foodclf.classifier import Classifier, forget_classifiers, load_classifier
 from foodclf.settings import Settings, load_settings
 
@@ -26,6 +26,7 @@ def settings() -> Settings:
 
 
 # ---- the database ---------------------------------------------------------------------------
+
 
 @st.cache_resource(show_spinner="Opening the database…")
 def _engine(database_url: str):
@@ -43,6 +44,7 @@ def engine():
 
 # ---- the classifier -------------------------------------------------------------------------
 
+
 @st.cache_resource(show_spinner=False)
 def _model_load(model: str, _settings: Settings) -> Future:
     """Start loading the model in a thread, once per process: pages that don't need it stay usable."""
@@ -55,7 +57,7 @@ def _model_load(model: str, _settings: Settings) -> Future:
 @st.cache_data(ttl=STATS_TTL, show_spinner=False)
 def _active_model_name(database_url: str, default_model: str, _settings: Settings) -> str:
     # Keyed by the two settings it reads; a TTL, so a model activated from the CLI is picked up too.
-    return registry.active_model_name(_settings)
+    return model_registry.active_model_name(_settings)
 
 
 def model_name() -> str:
@@ -96,28 +98,29 @@ def reload_model() -> None:
 
 # ---- figures, cleared after each save -------------------------------------------------------
 
+
 @st.cache_data(ttl=STATS_TTL, show_spinner="Counting…")
 def stats(database_url: str, since: Optional[date], until: Optional[date]) -> dict:
-    """Every figure of the Stats page for a date range (see foodclf.reports.stats_report)."""
-    return reports.stats_report(_engine(database_url), since=since, until=until)
+    """Every figure of the Stats page for a date range (see foodclf.insights.stats_report)."""
+    return insights.stats_report(_engine(database_url), since=since, until=until)
 
 
 @st.cache_data(ttl=STATS_TTL, show_spinner=False)
 def labels(database_url: str, model_labels: tuple[str, ...]) -> list[str]:
-    """Every category a moderator may pick (see foodclf.review.known_labels)."""
-    return review.known_labels(_engine(database_url), list(model_labels))
+    """Every category a moderator may pick (see foodclf.moderation.known_labels)."""
+    return moderation.known_labels(_engine(database_url), list(model_labels))
 
 
 @st.cache_data(ttl=STATS_TTL, show_spinner="Counting…")
-def export_counts(database_url: str, filters: reports.ExportFilters) -> dict[str, int]:
+def export_counts(database_url: str, filters: export.ExportFilters) -> dict[str, int]:
     """Rows per final label an export would hold."""
-    return reports.export_counts(_engine(database_url), filters)
+    return export.export_label_counts(_engine(database_url), filters)
 
 
 @st.cache_data(ttl=STATS_TTL, show_spinner=False)
 def decided_labels(database_url: str) -> dict[str, int]:
-    """Photos per decided label (see foodclf.reports.decided_labels)."""
-    return reports.decided_labels(_engine(database_url))
+    """Photos per decided label (see foodclf.export.decided_labels)."""
+    return export.decided_labels(_engine(database_url))
 
 
 def clear_stats(new_label: bool = False) -> None:
@@ -144,6 +147,7 @@ def known_labels() -> list[str]:
 
 # ---- long runs ------------------------------------------------------------------------------
 
+
 @st.cache_resource(show_spinner=False)
 def training_job() -> jobs.BackgroundJob:
     """The server's one training run: it goes on across pages and sessions, and everyone sees it."""
@@ -151,6 +155,7 @@ def training_job() -> jobs.BackgroundJob:
 
 
 # ---- photos ---------------------------------------------------------------------------------
+
 
 @st.cache_data(max_entries=4000, show_spinner=False)
 def thumbnail(image_dir: str, stored_path: str, size: int = 160) -> Optional[bytes]:

@@ -7,8 +7,9 @@ from typing import Any, Optional
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from db.models import NAME_LENGTH, TrainedModel, utcnow
+from db.models import TrainedModel, utcnow
 from foodclf.errors import FoodclfError
+from foodclf.labels import NAME_LENGTH
 
 
 def register_model(
@@ -34,8 +35,14 @@ def register_model(
     if session.scalars(select(TrainedModel).where(TrainedModel.name == name)).first() is not None:
         raise FoodclfError(f"A model named {name!r} is already registered; choose another name.")
     model = TrainedModel(
-        name=name, path=str(path), base_model=base_model, labels=list(labels), metrics=dict(metrics),
-        train_size=int(train_size), created_by=created_by[:NAME_LENGTH] or "unknown", created_at=utcnow(),
+        name=name,
+        path=str(path),
+        base_model=base_model,
+        labels=list(labels),
+        metrics=dict(metrics),
+        train_size=int(train_size),
+        created_by=created_by[:NAME_LENGTH] or "unknown",
+        created_at=utcnow(),
         active=False,
     )
     session.add(model)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from foodclf import review
+from db.queue import QueueFilters
+from foodclf import moderation
 from foodclf.errors import FoodclfError
 from foodclf.labels import display_label
-from foodclf.review import Decision, QueueFilters
-from pages import _cache, _shared
+from foodclf.moderation import Decision
+from ui import cache, dates, guards, identity, messages, navigation, photo_card
+
+navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
 
 SKIPPED = "queue_skipped"  # image ids skipped this session: the queue moves past them
 FOCUS = "queue_focus"  # an image shown before the queue's next (after an undo or a conflict)
@@ -24,7 +27,8 @@ SOURCES = {None: "Any source", "upload": "Uploaded here", "folder": "Folder inge
 
 # ---- callbacks (run before the next script run) ---------------------------------------------
 
-def _after_decision(saved: review.Saved) -> None:
+
+def _after_decision(saved: moderation.Saved) -> None:
     if saved.action == "skipped":
         st.session_state[SKIPPED].add(saved.summary.image_id)
     st.session_state[FOCUS] = None  # the next photo comes up by itself
@@ -35,25 +39,25 @@ def _after_conflict(photo) -> None:
 
 
 def _undo() -> None:
-    reviewer = _shared.current_reviewer()
+    reviewer = identity.current_reviewer()
     if reviewer is None:
-        _shared.flash("warning", "Enter your name first: undo takes back your own last decision.")
+        messages.flash("warning", "Enter your name first: undo takes back your own last decision.")
         return
     try:
-        undone = review.undo_last(_cache.engine(), reviewer)
+        undone = moderation.undo_last(cache.engine(), reviewer)
     except FoodclfError as err:  # ReviewConflict: someone decided since; theirs stands
-        _shared.flash("warning", str(err))
+        messages.flash("warning", str(err))
         return
     except Exception as err:  # noqa: BLE001
-        _shared.flash("error", _shared.unexpected(err, "undoing a decision"))
+        messages.flash("error", messages.unexpected(err, "undoing a decision"))
         return
     if undone is None:
-        _shared.flash("info", "Nothing of yours to undo.")
+        messages.flash("info", "Nothing of yours to undo.")
         return
-    _cache.clear_stats()
+    cache.clear_stats()
     st.session_state[SKIPPED].discard(undone.summary.image_id)
     st.session_state[FOCUS] = undone.summary.image_id
-    _shared.flash("success", f"Undone: {_shared.describe(undone)}. The photo is back for you to judge.")
+    messages.flash("success", f"Undone: {moderation.describe(undone)}. The photo is back for you to judge.")
 
 
 def _leave_focus() -> None:
@@ -66,26 +70,26 @@ def _show_skipped_again() -> None:
 
 def _confirm_ticked(photos: list, editor_key: str) -> None:
     """Confirm every ticked row of the grid; conflicts are reported, the rest are saved."""
-    reviewer = _shared.current_reviewer()
+    reviewer = identity.current_reviewer()
     edits = st.session_state.get(editor_key, {}).get("edited_rows", {})
     default = st.session_state.get(GRID_ALL, False)
     ticked = [photo for row, photo in enumerate(photos) if edits.get(row, {}).get("confirm", default)]
     saved, conflicts = 0, []
     for photo in ticked:
         try:
-            review.save_decision(_cache.engine(), photo, Decision("confirmed"), reviewer=reviewer)
+            moderation.save_decision(cache.engine(), photo, Decision("confirmed"), reviewer=reviewer)
             saved += 1
         except FoodclfError as err:
             conflicts.append(f"{photo.file_name}: {err}")
         except Exception as err:  # noqa: BLE001
-            conflicts.append(f"{photo.file_name}: {_shared.unexpected(err, 'confirming from the grid')}")
-    _cache.clear_stats()
+            conflicts.append(f"{photo.file_name}: {messages.unexpected(err, 'confirming from the grid')}")
+    cache.clear_stats()
     st.session_state[GRID_VERSION] += 1
     st.session_state[GRID_ALL] = False
     if saved:
-        _shared.flash("success", f"Confirmed {saved} photo{'s' * (saved != 1)}")
+        messages.flash("success", f"Confirmed {saved} photo{'s' * (saved != 1)}")
     if conflicts:
-        _shared.flash("warning", "Not saved:\n\n" + "\n\n".join(f"- {line}" for line in conflicts))
+        messages.flash("warning", "Not saved:\n\n" + "\n\n".join(f"- {line}" for line in conflicts))
 
 
 def _tick_all(value: bool) -> None:
@@ -95,67 +99,82 @@ def _tick_all(value: bool) -> None:
 
 # ---- drawing --------------------------------------------------------------------------------
 
+
 def _filters(labels: list[str]) -> QueueFilters:
     with st.expander("Filters", icon=":material/filter_list:"):
         cols = st.columns([1.4, 1.4, 1.4, 1])
-        label = cols[0].selectbox("Predicted category", labels, index=None, key="q_label",
-                                  format_func=display_label, placeholder="Any category")
-        low, high = cols[1].slider("Confidence", 0.0, 1.0, (0.0, 1.0), step=0.05, key="q_score",
-                                   format="percent")
-        since, until = _shared.date_range(cols[2].date_input("Added between", value=(), key="q_dates",
-                                                             format="YYYY-MM-DD"))
+        label = cols[0].selectbox(
+            "Predicted category",
+            labels,
+            index=None,
+            key="q_label",
+            format_func=display_label,
+            placeholder="Any category",
+        )
+        low, high = cols[1].slider("Confidence", 0.0, 1.0, (0.0, 1.0), step=0.05, key="q_score", format="percent")
+        since, until = dates.date_range(
+            cols[2].date_input("Added between", value=(), key="q_dates", format="YYYY-MM-DD")
+        )
         source = cols[3].selectbox("Source", list(SOURCES), key="q_source", format_func=SOURCES.get)
     return QueueFilters(
-        predicted_label=label, min_score=low if low > 0 else None, max_score=high if high < 1 else None,
-        since=since, until=until, source=source,
+        predicted_label=label,
+        min_score=low if low > 0 else None,
+        max_score=high if high < 1 else None,
+        since=since,
+        until=until,
+        source=source,
     )
 
 
 def _one_at_a_time(engine, filters: QueueFilters, labels: list[str]) -> None:
     focus = st.session_state[FOCUS]
-    photo = review.refresh(engine, focus) if focus is not None else None
+    photo = moderation.refresh(engine, focus) if focus is not None else None
     if photo is None:
-        photo = review.next_in_queue(engine, filters, exclude=frozenset(st.session_state[SKIPPED]))
+        photo = moderation.next_in_queue(engine, filters, exclude=frozenset(st.session_state[SKIPPED]))
     if photo is None:
         _empty_state(filters)
         return
     with st.container(border=True):
-        left, right = st.columns([1.3, 1], gap="large")
-        with left:
-            _shared.show_photo(photo)
-            added = photo.added_at.strftime("%Y-%m-%d")
-            st.caption(f"{photo.file_name} · added {added} by {photo.added_by} · {SOURCES.get(photo.source)}")
-        with right:
-            _shared.conflict_notice(photo)
-            _shared.current_decision(photo)
-            _shared.prediction_panel(photo.scores, bool(photo.uncertain), chart_key="queue_chart")
-            _shared.decision_controls(
-                f"q_{photo.image_id}", photo, labels=labels, on_saved=_after_decision,
-                on_conflict=_after_conflict, shortcuts=True,
+        added = photo.added_at.strftime("%Y-%m-%d")
+        right = photo_card.photo_card(
+            photo,
+            key=f"q_{photo.image_id}",
+            labels=labels,
+            on_saved=_after_decision,
+            on_conflict=_after_conflict,
+            shortcuts=True,
+            caption=f"{photo.file_name} · added {added} by {photo.added_by} · {SOURCES.get(photo.source)}",
+        )
+        if focus is not None:
+            right.button(
+                "Back to the queue", key="leave_focus", on_click=_leave_focus, icon=":material/undo:", type="tertiary"
             )
-            if focus is not None:
-                st.button("Back to the queue", key="leave_focus", on_click=_leave_focus, icon=":material/undo:",
-                          type="tertiary")
     st.caption("Keys: **Y** confirm · **N** not food · **S** skip · **U** undo your last decision")
 
 
 def _grid(engine, filters: QueueFilters, size: int) -> None:
-    photos = review.queue_page(engine, filters, limit=size, exclude=frozenset(st.session_state[SKIPPED]))
+    photos = moderation.queue_page(engine, filters, limit=size, exclude=frozenset(st.session_state[SKIPPED]))
     if not photos:
         _empty_state(filters)
         return
-    image_dir = _cache.settings().image_dir
-    table = pd.DataFrame({
-        "photo": [_cache.thumbnail_url(image_dir, p.stored_path) for p in photos],
-        "predicted": [display_label(p.predicted_label or "") for p in photos],
-        "confidence": [p.predicted_score or 0.0 for p in photos],
-        "uncertain": [bool(p.uncertain) for p in photos],
-        "file": [p.file_name for p in photos],
-        "confirm": [st.session_state[GRID_ALL]] * len(photos),
-    })
+    image_dir = cache.settings().image_dir
+    table = pd.DataFrame(
+        {
+            "photo": [cache.thumbnail_url(image_dir, p.stored_path) for p in photos],
+            "predicted": [display_label(p.predicted_label or "") for p in photos],
+            "confidence": [p.predicted_score or 0.0 for p in photos],
+            "uncertain": [bool(p.uncertain) for p in photos],
+            "file": [p.file_name for p in photos],
+            "confirm": [st.session_state[GRID_ALL]] * len(photos),
+        }
+    )
     editor_key = f"queue_grid_{st.session_state[GRID_VERSION]}"
     edited = st.data_editor(
-        table, key=editor_key, hide_index=True, width="stretch", row_height=ROW_HEIGHT,
+        table,
+        key=editor_key,
+        hide_index=True,
+        width="stretch",
+        row_height=ROW_HEIGHT,
         height=40 + ROW_HEIGHT * min(len(table), 8),
         disabled=["photo", "predicted", "confidence", "uncertain", "file"],
         column_config={
@@ -168,13 +187,21 @@ def _grid(engine, filters: QueueFilters, size: int) -> None:
         },
     )
     ticked = int(edited["confirm"].sum())
-    disabled = _shared.current_reviewer() is None or ticked == 0
+    disabled = identity.current_reviewer() is None or ticked == 0
     cols = st.columns([1.4, 1, 1, 2.6])
-    cols[0].button(f"Confirm {ticked} ticked", key="grid_confirm", type="primary", icon=":material/done_all:",
-                   disabled=disabled, on_click=_confirm_ticked, args=(photos, editor_key), width="stretch")
+    cols[0].button(
+        f"Confirm {ticked} ticked",
+        key="grid_confirm",
+        type="primary",
+        icon=":material/done_all:",
+        disabled=disabled,
+        on_click=_confirm_ticked,
+        args=(photos, editor_key),
+        width="stretch",
+    )
     cols[1].button("Tick all", key="grid_all", on_click=_tick_all, args=(True,), width="stretch")
     cols[2].button("Clear", key="grid_none", on_click=_tick_all, args=(False,), width="stretch")
-    if _shared.current_reviewer() is None:
+    if identity.current_reviewer() is None:
         st.caption(":material/lock: Enter your name above to save decisions.")
 
 
@@ -185,8 +212,11 @@ def _empty_state(filters: QueueFilters) -> None:
     else:
         st.success("Queue is empty — nothing to review.", icon=":material/task_alt:")
     if skipped:
-        st.button(f"Show the {skipped} photo{'s' * (skipped != 1)} you skipped again", key="unskip",
-                  on_click=_show_skipped_again)
+        st.button(
+            f"Show the {skipped} photo{'s' * (skipped != 1)} you skipped again",
+            key="unskip",
+            on_click=_show_skipped_again,
+        )
 
 
 st.session_state.setdefault(SKIPPED, set())
@@ -195,20 +225,31 @@ st.session_state.setdefault(GRID_VERSION, 0)
 st.session_state.setdefault(GRID_ALL, False)
 
 st.title("Review queue")
-reviewer = _shared.identity_prompt()
-_shared.show_flash()
-engine = _shared.engine_or_stop()
-labels = _cache.known_labels()
+reviewer = identity.identity_prompt()
+messages.show_flash()
+engine = guards.engine_or_stop()
+labels = cache.known_labels()
 filters = _filters(labels)
 
-left = review.queue_count(engine, filters)
+left = moderation.queue_count(engine, filters)
 top = st.columns([1, 1.2, 1.6, 1], vertical_alignment="center")
 skipped = len(st.session_state[SKIPPED])
-top[0].metric("Left to review", f"{left:,}", border=True,
-              help=f"{skipped} of them skipped by you this session." if skipped else None)
+top[0].metric(
+    "Left to review",
+    f"{left:,}",
+    border=True,
+    help=f"{skipped} of them skipped by you this session." if skipped else None,
+)
 mode = top[2].segmented_control("View", [ONE, GRID], default=ONE, key=MODE, label_visibility="collapsed")
-top[3].button("Undo my last", key="undo", icon=":material/undo:", on_click=_undo, shortcut="U",
-              disabled=reviewer is None, width="stretch")
+top[3].button(
+    "Undo my last",
+    key="undo",
+    icon=":material/undo:",
+    on_click=_undo,
+    shortcut="U",
+    disabled=reviewer is None,
+    width="stretch",
+)
 
 if mode == GRID:  # None (the toggle clicked off) means one at a time
     size = top[1].selectbox("Photos per page", [12, 24, 48, 96], index=1, key=GRID_SIZE)

@@ -40,8 +40,12 @@ class Metrics:
 
     def headline(self) -> dict:
         """The figures shown side by side for models: accuracy, top-k accuracy, macro F1, photos."""
-        return {"accuracy": self.accuracy, f"top{self.top_k}_accuracy": self.top_k_accuracy,
-                "macro_f1": self.macro_f1, "photos": self.photos}
+        return {
+            "accuracy": self.accuracy,
+            f"top{self.top_k}_accuracy": self.top_k_accuracy,
+            "macro_f1": self.macro_f1,
+            "photos": self.photos,
+        }
 
 
 def match_labels(names: Sequence[str], model_labels: Sequence[str]) -> dict[str, Optional[str]]:
@@ -64,7 +68,11 @@ def compute_metrics(
         top_k: a photo counts for top-k accuracy when its label is among the k highest scores.
     """
     from sklearn.metrics import (
-        accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support, top_k_accuracy_score,
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+        top_k_accuracy_score,
     )
 
     scores = np.asarray(scores, dtype=np.float64)
@@ -81,10 +89,17 @@ def compute_metrics(
     extra = sorted(set(y_pred) - set(data_labels))  # predicted labels no photo has
 
     precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=data_labels, zero_division=0)
+        y_true, y_pred, labels=data_labels, zero_division=0
+    )
     per_class = [
-        {"label": label, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s),
-         "known": label in index}
+        {
+            "label": label,
+            "precision": float(p),
+            "recall": float(r),
+            "f1": float(f),
+            "support": int(s),
+            "known": label in index,
+        }
         for label, p, r, f, s in zip(data_labels, precision, recall, f1, support)
     ]
     confusion_labels = data_labels + extra
@@ -93,8 +108,13 @@ def compute_metrics(
         if top_k >= len(model_labels):
             known_hits = int(known.sum())  # every label is in the top k
         else:
-            known_hits = int(round(top_k_accuracy_score(
-                known_idx, scores[known], k=top_k, labels=np.arange(len(model_labels)), normalize=False)))
+            known_hits = int(
+                round(
+                    top_k_accuracy_score(
+                        known_idx, scores[known], k=top_k, labels=np.arange(len(model_labels)), normalize=False
+                    )
+                )
+            )
         known_accuracy = float(accuracy_score(y_true[known], y_pred[known]))
     else:
         known_hits, known_accuracy = 0, None

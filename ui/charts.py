@@ -10,8 +10,13 @@ from foodclf.labels import display_label
 ACCENT = "#D9480F"  # the theme's primaryColor: the model's top answer, moderators' decisions
 MUTED = "#F4B183"
 BLUE = "#1C7ED6"
-ACTION_COLOURS = {"confirmed": "#2F9E44", "corrected": "#7048E8", "not_food": "#868E96",
-                  "skipped": "#FAB005", "undone": "#E03131"}
+ACTION_COLOURS = {
+    "confirmed": "#2F9E44",
+    "corrected": "#7048E8",
+    "not_food": "#868E96",
+    "skipped": "#FAB005",
+    "undone": "#E03131",
+}
 
 
 def _shown(data: pd.DataFrame, *columns: str) -> pd.DataFrame:
@@ -24,11 +29,13 @@ def _shown(data: pd.DataFrame, *columns: str) -> pd.DataFrame:
 
 def scores_chart(class_scores: list[dict]) -> alt.Chart:
     """Horizontal bars of the top-k probabilities, highest on top, the top one in the accent colour."""
-    data = pd.DataFrame({
-        "category": [display_label(s["label"]) for s in class_scores],
-        "probability": [float(s["score"]) for s in class_scores],
-        "top": [i == 0 for i in range(len(class_scores))],
-    })
+    data = pd.DataFrame(
+        {
+            "category": [display_label(s["label"]) for s in class_scores],
+            "probability": [float(s["score"]) for s in class_scores],
+            "top": [i == 0 for i in range(len(class_scores))],
+        }
+    )
     base = alt.Chart(data).encode(
         y=alt.Y("category:N", sort=None, title=None, axis=alt.Axis(labelLimit=220, labelFontSize=13)),
         x=alt.X("probability:Q", title=None, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
@@ -53,8 +60,12 @@ def distribution_chart(rows: list[dict], top: int = 25) -> alt.Chart:
             y=alt.Y("label:N", sort=list(data["label"]), title=None, axis=alt.Axis(labelLimit=200)),
             x=alt.X("photos:Q", title="Photos"),
             yOffset=alt.YOffset("kind:N", sort=["Predicted", "Decided"]),
-            color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="top"),
-                            scale=alt.Scale(domain=["Predicted", "Decided"], range=[MUTED, ACCENT])),
+            color=alt.Color(
+                "kind:N",
+                title=None,
+                legend=alt.Legend(orient="top"),
+                scale=alt.Scale(domain=["Predicted", "Decided"], range=[MUTED, ACCENT]),
+            ),
             tooltip=[alt.Tooltip("label:N", title="Category"), "kind:N", "photos:Q"],
         )
         .properties(height=alt.Step(10))
@@ -69,10 +80,12 @@ def rate_chart(rows: list[dict], top: int = 25) -> alt.Chart:
         .mark_bar(color=ACCENT, cornerRadiusEnd=2)
         .encode(
             y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=200)),
-            x=alt.X("correction_rate:Q", title="Corrected", axis=alt.Axis(format="%"),
-                    scale=alt.Scale(domain=[0, 1])),
-            tooltip=[alt.Tooltip("label:N", title="Category"), alt.Tooltip("reviewed:Q", title="Reviewed"),
-                     alt.Tooltip("correction_rate:Q", title="Corrected", format=".0%")],
+            x=alt.X("correction_rate:Q", title="Corrected", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+            tooltip=[
+                alt.Tooltip("label:N", title="Category"),
+                alt.Tooltip("reviewed:Q", title="Reviewed"),
+                alt.Tooltip("correction_rate:Q", title="Corrected", format=".0%"),
+            ],
         )
         .properties(height=alt.Step(20))
     )
@@ -88,8 +101,7 @@ def confusion_chart(rows: list[dict]) -> alt.Chart:
     )
     cells = base.mark_rect(cornerRadius=2).encode(
         color=alt.Color("photos:Q", title="Photos", scale=alt.Scale(scheme="oranges")),
-        tooltip=[alt.Tooltip("predicted:N", title="Predicted"), alt.Tooltip("decided:N", title="Decided"),
-                 "photos:Q"],
+        tooltip=[alt.Tooltip("predicted:N", title="Predicted"), alt.Tooltip("decided:N", title="Decided"), "photos:Q"],
     )
     text = base.mark_text(fontSize=12).encode(
         text="photos:Q",
@@ -107,8 +119,11 @@ def histogram_chart(rows: list[dict]) -> alt.Chart:
             x=alt.X("low:Q", bin="binned", title="Model confidence (top score)", axis=alt.Axis(format="%")),
             x2="high:Q",
             y=alt.Y("photos:Q", title="Photos"),
-            tooltip=[alt.Tooltip("low:Q", title="From", format=".0%"),
-                     alt.Tooltip("high:Q", title="To", format=".0%"), "photos:Q"],
+            tooltip=[
+                alt.Tooltip("low:Q", title="From", format=".0%"),
+                alt.Tooltip("high:Q", title="To", format=".0%"),
+                "photos:Q",
+            ],
         )
         .properties(height=260)
     )
@@ -126,8 +141,12 @@ def volume_chart(rows: list[dict]) -> alt.Chart:
         .encode(
             x=alt.X("day:T", title=None, axis=alt.Axis(format="%b %d")),
             y=alt.Y("count:Q", title=None),
-            color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="top"),
-                            scale=alt.Scale(domain=["Photos added", "Decisions"], range=[BLUE, ACCENT])),
+            color=alt.Color(
+                "kind:N",
+                title=None,
+                legend=alt.Legend(orient="top"),
+                scale=alt.Scale(domain=["Photos added", "Decisions"], range=[BLUE, ACCENT]),
+            ),
             tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "kind:N", "count:Q"],
         )
         .properties(height=260)
@@ -147,9 +166,14 @@ def reviewers_chart(rows: list[dict]) -> alt.Chart:
         .encode(
             y=alt.Y("reviewer:N", sort=list(data["reviewer"]), title=None),
             x=alt.X("rows:Q", title="Review rows"),
-            color=alt.Color("action:N", title=None, legend=alt.Legend(orient="top"),
-                            scale=alt.Scale(domain=[a.replace("_", " ") for a in ACTION_COLOURS],
-                                            range=list(ACTION_COLOURS.values()))),
+            color=alt.Color(
+                "action:N",
+                title=None,
+                legend=alt.Legend(orient="top"),
+                scale=alt.Scale(
+                    domain=[a.replace("_", " ") for a in ACTION_COLOURS], range=list(ACTION_COLOURS.values())
+                ),
+            ),
             tooltip=["reviewer:N", "action:N", alt.Tooltip("rows:Q", title="Review rows")],
         )
         .properties(height=alt.Step(26))

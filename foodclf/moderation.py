@@ -7,21 +7,26 @@ short transaction, so a page never holds a session across runs.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import asdict, dataclass
-from datetime import date
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from sqlalchemy import Engine
 
-from db import labels as stored_labels
+from db import stats
 from db.engine import session_scope
-from db.queue import browse_images, count_images, count_queue, review_queue
+from db.queue import BrowseFilters, QueueFilters, browse_images, count_images, count_queue, review_queue
 from db.records import ImageSummary, image_history, image_summary
-from db.reviews import clean_label, submit_review, undo_last_review
+from db.reviews import submit_review, undo_last_review
 from foodclf.errors import UnknownCategory
-from foodclf.labels import NOT_FOOD, display_label
+from foodclf.labels import NOT_FOOD, clean_label, display_label
 
-NAME_LIMIT = 100  # db.models.NAME_LENGTH
+# What each stored action is called where a person reads it.
+ACTION_WORDS = {
+    "confirmed": "Confirmed",
+    "corrected": "Corrected to",
+    "not_food": "Marked not food",
+    "skipped": "Skipped",
+}
 
 
 @dataclass(frozen=True)
@@ -41,28 +46,6 @@ class Saved:
     summary: ImageSummary  # the photo afterwards, with its new current_review_id
 
 
-@dataclass(frozen=True)
-class QueueFilters:
-    """What a moderator narrowed the queue (or the gallery) to; None means any."""
-
-    predicted_label: Optional[str] = None
-    min_score: Optional[float] = None
-    max_score: Optional[float] = None
-    since: Optional[date] = None
-    until: Optional[date] = None  # inclusive: the whole day
-    source: Optional[str] = None
-
-    def kwargs(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def clean_reviewer_name(text: str) -> str:
-    """A typed name as stored: no control characters, single spaces, at most 100 characters."""
-    text = unicodedata.normalize("NFC", text or "")
-    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
-    return " ".join(text.split())[:NAME_LIMIT]
-
-
 def correction(chosen: Optional[str], typed: Optional[str]) -> Decision:
     """The decision a Correct click means: a typed new category wins over the list's choice.
 
@@ -79,7 +62,11 @@ def correction(chosen: Optional[str], typed: Optional[str]) -> Decision:
 
 
 def save_decision(
-    engine: Engine, photo: ImageSummary, decision: Decision, *, reviewer: str,
+    engine: Engine,
+    photo: ImageSummary,
+    decision: Decision,
+    *,
+    reviewer: str,
 ) -> Saved:
     """Store a decision on a photo as it was shown (its prediction and current_review_id).
 
@@ -90,8 +77,13 @@ def save_decision(
     """
     with session_scope(engine) as session:
         review = submit_review(
-            session, photo.image_id, action=decision.action, final_label=decision.label, reviewer=reviewer,
-            expected_review_id=photo.current_review_id, prediction_id=photo.prediction_id,
+            session,
+            photo.image_id,
+            action=decision.action,
+            final_label=decision.label,
+            reviewer=reviewer,
+            expected_review_id=photo.current_review_id,
+            prediction_id=photo.prediction_id,
         )
         action, label = review.action, review.final_label
         summary = image_summary(session, photo.image_id)
@@ -108,8 +100,11 @@ def undo_last(engine: Engine, reviewer: str) -> Optional[Saved]:
         undo = undo_last_review(session, reviewer)
         if undo is None:
             return None
-        undone = next(e for e in image_history(session, undo.image_id) if e["id"] == undo.undoes_review_id
-                      and e["kind"] == "review")
+        undone = next(
+            e
+            for e in image_history(session, undo.image_id)
+            if e["id"] == undo.undoes_review_id and e["kind"] == "review"
+        )
         summary = image_summary(session, undo.image_id)
     return Saved(undone["action"], undone["final_label"], summary)
 
@@ -121,7 +116,9 @@ def refresh(engine: Engine, image_id: int) -> Optional[ImageSummary]:
 
 
 def next_in_queue(
-    engine: Engine, filters: QueueFilters, exclude: frozenset[int] = frozenset(),
+    engine: Engine,
+    filters: QueueFilters,
+    exclude: frozenset[int] = frozenset(),
 ) -> Optional[ImageSummary]:
     """The least confident unreviewed photo matching the filters, passing over `exclude` (skipped this session)."""
     page = queue_page(engine, filters, limit=1, exclude=exclude)
@@ -129,7 +126,11 @@ def next_in_queue(
 
 
 def queue_page(
-    engine: Engine, filters: QueueFilters, *, limit: int, exclude: frozenset[int] = frozenset(),
+    engine: Engine,
+    filters: QueueFilters,
+    *,
+    limit: int,
+    exclude: frozenset[int] = frozenset(),
 ) -> list[ImageSummary]:
     """Up to `limit` unreviewed photos, least confident first, without the excluded ones."""
     found: list[ImageSummary] = []
@@ -137,8 +138,7 @@ def queue_page(
     with session_scope(engine) as session:
         while len(found) < limit:
             # Skipped photos stay in the store's queue; ask for enough to step over ours in one go.
-            page = review_queue(session, **filters.kwargs(), after=after,
-                                limit=min(500, limit - len(found) + len(exclude)))
+            page = review_queue(session, filters, after=after, limit=min(500, limit - len(found) + len(exclude)))
             found += [item for item in page.items if item.image_id not in exclude]
             after = page.next_after
             if after is None:
@@ -149,19 +149,20 @@ def queue_page(
 def queue_count(engine: Engine, filters: QueueFilters) -> int:
     """How many unreviewed photos match the filters (skipped ones included)."""
     with session_scope(engine) as session:
-        return count_queue(session, **filters.kwargs())
+        return count_queue(session, filters)
 
 
 def browse_page(
-    engine: Engine, filters: QueueFilters, *, final_label: Optional[str] = None, reviewed: Optional[bool] = None,
-    after: Optional[str] = None, limit: int = 24,
+    engine: Engine,
+    filters: BrowseFilters,
+    *,
+    after: Optional[str] = None,
+    limit: int = 24,
 ) -> tuple[list[ImageSummary], Optional[str], int]:
     """One page of the gallery, newest first: (photos, cursor of the next page, how many match in all)."""
-    criteria = dict(predicted_label=filters.predicted_label, final_label=final_label, reviewed=reviewed,
-                    since=filters.since, until=filters.until, source=filters.source)
     with session_scope(engine) as session:
-        page = browse_images(session, **criteria, after=after, limit=limit)
-        total = count_images(session, **criteria)
+        page = browse_images(session, filters, after=after, limit=limit)
+        total = count_images(session, filters)
     return page.items, page.next_after, total
 
 
@@ -176,7 +177,7 @@ def photo_details(engine: Engine, image_id: int) -> tuple[Optional[ImageSummary]
 def known_labels(engine: Engine, model_labels: list[str]) -> list[str]:
     """Every category a moderator may choose: the model's, those predicted or decided before, and not food."""
     with session_scope(engine) as session:
-        used = set(stored_labels.known_labels(session))
+        used = set(stats.known_labels(session))
     labels = sorted((set(model_labels) | used) - {NOT_FOOD}, key=str.casefold)
     return labels + [NOT_FOOD]
 
@@ -211,3 +212,9 @@ def _review_text(event: dict[str, Any]) -> str:
 
 def _spoken(label: Optional[str]) -> str:
     return display_label(label) if label else "no label"
+
+
+def describe(saved: Saved) -> str:
+    """'Confirmed Pizza', 'Corrected to Bao buns', 'Marked not food', 'Skipped'."""
+    label = f" {display_label(saved.label)}" if saved.label and saved.action in ("confirmed", "corrected") else ""
+    return ACTION_WORDS.get(saved.action, saved.action) + label

@@ -1,1 +1,0 @@
-"""Command modules of `python -m foodclf`: each has add_arguments(parser) and run(args, settings)."""
