@@ -26,7 +26,8 @@ class Settings:
 
     model: str = _setting(
         DEFAULT_MODEL, "FOODCLF_MODEL",
-        "Hugging Face hub id or local folder of an image-classification or CLIP model.")
+        "Hugging Face hub id or local folder of an image-classification or CLIP model, or `starter` "
+        "(built in, offline); unset: the default, or the starter model when the hub cannot be reached.")
     zero_shot_labels: tuple[str, ...] = _setting(
         (), "FOODCLF_ZERO_SHOT_LABELS",
         "Comma-separated categories for a CLIP model (empty: the 101 Food-101 classes).")
@@ -65,6 +66,9 @@ class Settings:
         "Comma-separated bearer tokens the HTTP API accepts (none: loopback only).")
     reviewer: str = _setting(
         "", "FOODCLF_REVIEWER", "Name recorded as who added photos from the CLI (default: login name).")
+    # Not a variable of its own: whether FOODCLF_MODEL was set. Only the default left unset may give way
+    # to the starter model offline; a model someone chose fails with a message instead.
+    model_chosen: bool = False
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.uncertain_below <= 1.0, "FOODCLF_UNCERTAIN_BELOW", "a number from 0 to 1")
@@ -94,8 +98,8 @@ def _check(ok: bool, env: str, expected: str) -> None:
 
 
 def setting_fields() -> list[dataclasses.Field]:
-    """The fields of Settings, each with metadata env and help (for docs and tests)."""
-    return list(dataclasses.fields(Settings))
+    """The fields of Settings set by a variable, each with metadata env and help (for docs and tests)."""
+    return [f for f in dataclasses.fields(Settings) if "env" in f.metadata]
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -111,7 +115,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if raw is None or raw.strip() == "":
             continue
         values[f.name] = _parse(raw.strip(), f)
-    return Settings(**values)
+    return Settings(**values, model_chosen="model" in values)
 
 
 def _parse(raw: str, f: dataclasses.Field):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from foodclf.errors import FoodclfError
+from foodclf.labels import NOT_FOOD
 from foodclf.evaluation.metrics import compute_metrics
 from foodclf.training.backbone import CURRENT, EFFICIENTNET_LITE0, load_backbone
 from foodclf.training.data import (
@@ -147,9 +148,11 @@ def train_model(
         "validation_note": fit["note"],
         "history": fit["history"],
         "feature_cache": {"hits": fit.get("cache_hits", 0), "computed": fit.get("computed", 0)},
+        "food_gate": fit.get("food_gate"),
     }
+    gate = backbone.gate.for_labels(labels) if backbone.gate is not None else None
     progress.note(0.92, f"Saving the model to {folder}")
-    save_model(fit["model"], backbone.processor, folder, record)
+    save_model(fit["model"], backbone.processor, folder, record, gate)
     seconds = time.perf_counter() - started
     report = TrainingReport(
         folder=folder, name=folder.name, base=backbone.name, mode=mode, labels=labels, new_labels=new_labels,
@@ -189,6 +192,7 @@ def _fit_head(settings, backbone, labels, train, held_out, progress, limits, epo
         fit = fit_head(train_x, train_y, len(labels), val_x=val_x if len(held_out) else None,
                        val_y=val_y if len(held_out) else None, settings=head_settings, stage=stage)
     metrics = _metrics(fit.logits(val_x), held_out, labels) if held_out else {}
+    gate = _gate_record(backbone.gate, fit.logits(val_x), val_x, held_out, labels)
     note = "Validation: the held-out photos, scored by the head fitted without them."
     refit = refit and bool(held_out)
     if refit:
@@ -203,8 +207,25 @@ def _fit_head(settings, backbone, labels, train, held_out, progress, limits, epo
         "hyperparameters": {**head_settings.to_dict(), "best_epochs": fit.epochs, "refit": refit,
                             "precision": backbone.precision, "feature_dim": backbone.feature_dim},
         "cache_hits": len(photos) - features.computed - len(features.unreadable), "computed": features.computed,
-        "trained_on": len(train) + (len(held_out) if refit else 0),
+        "trained_on": len(train) + (len(held_out) if refit else 0), "food_gate": gate,
     }
+
+
+def _gate_record(gate, logits: torch.Tensor, features: torch.Tensor, held_out, labels) -> Optional[dict]:
+    """The not-food gate's figures on the held-out photos: accuracy with it, and how many it calls not food."""
+    if gate is None:
+        return None
+    record = {"imagenet_food_classes": len(gate.food), "validation_accuracy": None}
+    if held_out:
+        gate = gate.for_labels(labels)
+        scores = gate.probabilities(torch.cat([logits, gate.imagenet_logits(features)], dim=-1))
+        predicted = [gate.labels[i] for i in scores.argmax(dim=-1).tolist()]
+        record.update(
+            validation_accuracy=sum(p == photo.label for p, photo in zip(predicted, held_out)) / len(held_out),
+            validation_not_food=sum(p == NOT_FOOD and photo.label != NOT_FOOD for p, photo in zip(predicted, held_out)),
+            validation_photos=len(held_out),
+        )
+    return record
 
 
 def _train_head(settings, backbone, labels, train, held_out, progress, limits, epochs, seed, refit) -> dict:
@@ -231,6 +252,8 @@ def _train_full(settings, backbone, labels, train, held_out, progress, limits, e
         "hyperparameters": {**full_settings.to_dict(), "best_epochs": fit.epochs, "precision": backbone.precision,
                             "head": head["hyperparameters"], "head_validation": head["validation_metrics"]},
         "cache_hits": head["cache_hits"], "computed": head["computed"], "trained_on": len(train),
+        # The gate's figures were measured on the features before fine-tuning changed them.
+        "food_gate": head["food_gate"] and {**head["food_gate"], "validation_accuracy": None},
     }
 
 
