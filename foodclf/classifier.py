@@ -388,10 +388,12 @@ def looks_local(model_id: str) -> bool:
 
 
 def local_files_only(model_id: str) -> bool:
-    """Whether to load a hub id from the local cache only: the hub cannot be reached."""
+    """Whether to load a hub id from the local cache only: the hub cannot be reached, or HF_HUB_OFFLINE says so."""
+    from huggingface_hub import constants
+
     # Without a network, the hub client retries for half a minute; a quick probe lets us
     # go straight to the local cache (and a plain message if the model is not there).
-    return not looks_local(model_id) and not _hub_reachable()
+    return not looks_local(model_id) and (constants.HF_HUB_OFFLINE or not _hub_reachable())
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
