@@ -243,13 +243,13 @@ def _upright(image: Image.Image) -> Image.Image:
         _ignore_exif_tag_warnings()
         try:
             orientation = image.getexif().get(0x0112, 1)
-        except Exception:  # a broken EXIF block must not cost us the photo itself
+        except Exception:  # noqa: BLE001  (a broken EXIF block must not cost us the photo itself)
             return image
         if orientation not in (2, 3, 4, 5, 6, 7, 8):
             return image
         try:
             return ImageOps.exif_transpose(image)
-        except Exception:
+        except Exception:  # noqa: BLE001  (likewise: the photo as stored rather than no photo)
             return image
 
 

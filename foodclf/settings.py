@@ -42,7 +42,7 @@ class Settings:
         "Folder where `foodclf train` writes new models.")
     cache_dir: str = _setting(
         "data/cache", "FOODCLF_CACHE_DIR",
-        "Folder for the training feature cache.")
+        "Folder for the training feature cache and the starter model (built there on first use).")
     top_k: int = _setting(5, "FOODCLF_TOP_K", "How many categories to show per photo (0: all).")
     uncertain_below: float = _setting(
         0.5, "FOODCLF_UNCERTAIN_BELOW",

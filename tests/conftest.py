@@ -6,10 +6,10 @@ import socket
 from pathlib import Path
 
 import pytest
-from factories import image_factory, make_review_row, photo
-from tiny_models import build_tiny_clip, build_tiny_vit
 
+from factories import image_factory, make_review_row, photo
 from foodclf.settings import Settings
+from tiny_models import build_tiny_clip, build_tiny_vit
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,12 @@ import torch
 
 from factories import photo
 from foodclf.classifier import (
-    Uncertainty, display_label, forget_classifiers, load_classifier, pick_precision, quiet_transformers,
+    Uncertainty,
+    display_label,
+    forget_classifiers,
+    load_classifier,
+    pick_precision,
+    quiet_transformers,
 )
 from foodclf.errors import ModelUnavailable
 from foodclf.images import load_image

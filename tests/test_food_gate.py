@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from factories import photo, portrait_path
 
+from factories import photo, portrait_path
 from foodclf.classifier import forget_classifiers, load_classifier
 from foodclf.errors import ModelUnavailable
 from foodclf.food_gate import GATE_NAME, GATE_WEIGHTS, FoodGate, load_food_gate

@@ -13,10 +13,9 @@ import pytest
 from PIL import Image
 
 from factories import photo
-
-from shared_data import HOSTILE_IMAGES
 from foodclf.errors import ImageRejected, ImageTooLarge, UnsupportedImageType
 from foodclf.images import content_id, display_name, find_images, load_image
+from shared_data import HOSTILE_IMAGES
 
 
 def save(image: Image.Image, fmt: str, **args) -> bytes:
@@ -117,7 +116,7 @@ def test_malformed_exif_tags_are_read_without_pillow_warnings():
 def test_other_warnings_still_show_outside_exif_reading():
     with pytest.warns(UserWarning, match="a real problem"):
         load_image(malformed_exif_jpeg())
-        warnings.warn("a real problem", UserWarning)
+        warnings.warn("a real problem", UserWarning, stacklevel=1)
 
 
 def test_animated_gif_gives_its_first_frame():

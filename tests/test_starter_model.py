@@ -9,13 +9,13 @@ import sys
 from collections import Counter
 
 import pytest
-from factories import gradient_landscape_image, landscape_path, portrait_path, screenshot_image
 
+from factories import gradient_landscape_image, landscape_path, portrait_path, screenshot_image
 from foodclf.classifier import forget_classifiers, load_classifier
+from foodclf.cli import main
 from foodclf.errors import ModelUnavailable
 from foodclf.images import load_image
 from foodclf.labels import NOT_FOOD, normalise_label
-from foodclf.cli import main
 from foodclf.settings import DEFAULT_MODEL, Settings, load_settings, setting_fields
 from foodclf.starter_model import STARTER, ensure_starter_model, starter_model_dir
 from shared_data import FOOD_PHOTOS, HOSTILE_IMAGES

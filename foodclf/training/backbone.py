@@ -12,7 +12,13 @@ from typing import Any, Optional, Sequence
 import torch
 
 from foodclf.classifier import (
-    is_zero_shot, load_error_message, local_files_only, looks_local, pick_device, pick_precision, quiet_transformers,
+    is_zero_shot,
+    load_error_message,
+    local_files_only,
+    looks_local,
+    pick_device,
+    pick_precision,
+    quiet_transformers,
     weights_fingerprint,
 )
 from foodclf.errors import ModelUnavailable

@@ -15,11 +15,16 @@ import numpy as np
 import torch
 
 from foodclf.errors import FoodclfError
-from foodclf.labels import NOT_FOOD
 from foodclf.evaluation.metrics import compute_metrics
-from foodclf.training.backbone import CURRENT, EFFICIENTNET_LITE0, load_backbone
+from foodclf.labels import NOT_FOOD
+from foodclf.training.backbone import CURRENT, EFFICIENTNET_LITE0, STARTER, load_backbone
 from foodclf.training.data import (
-    PhotoSet, align_labels, data_fingerprint, read_image_folder, read_reviews, stratified_split,
+    PhotoSet,
+    align_labels,
+    data_fingerprint,
+    read_image_folder,
+    read_reviews,
+    stratified_split,
 )
 from foodclf.training.features import FeatureCache, extract_features
 from foodclf.training.full import FullSettings, fine_tune
@@ -131,7 +136,7 @@ def train_model(
         "created_at": created.isoformat(timespec="seconds"),
         "created_by": settings.reviewer or _login(),
         "base_model": backbone.name,
-        "base_is_hub_id": base not in (EFFICIENTNET_LITE0, CURRENT) and not Path(base).expanduser().exists(),
+        "base_is_hub_id": base not in (EFFICIENTNET_LITE0, STARTER, CURRENT) and not Path(base).expanduser().exists(),
         "license": "apache-2.0" if backbone.name == EFFICIENTNET_LITE0 else None,
         "mode": mode,
         "labels": labels,
