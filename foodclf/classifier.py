@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import torch
+from huggingface_hub import constants
 from PIL import Image
 from transformers import (
     AutoConfig,
@@ -30,8 +31,10 @@ from transformers.utils import logging as hf_logging
 
 from foodclf.batching import classify_stream
 from foodclf.errors import ModelUnavailable
+from foodclf.food_gate import FoodGate, load_food_gate
 from foodclf.labels import FOOD101_LABELS, display_label
-from foodclf.settings import Settings
+from foodclf.settings import DEFAULT_MODEL, Settings
+from foodclf.starter_model import STARTER, ensure_starter_model, starter_note
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,8 @@ class Classifier:
     top_k: int = 5
     zero_shot: bool = False
     load_seconds: float = 0.0
+    gate: FoodGate | None = None  # the not-food gate (foodclf.food_gate), applied in postprocess
+    note: str = ""  # what a person must know about this model, e.g. that it is the offline starter model
     # How the batch path reads files and groups them (see foodclf.batching).
     batch_size: int = 16
     workers: int = 2
@@ -128,6 +133,9 @@ class Classifier:
                 image_embeds = _as_tensor(image_embeds)
                 image_embeds = image_embeds / image_embeds.norm(dim=-1, keepdim=True)
                 logits = self.model.logit_scale.exp() * image_embeds @ self._text_embeds.T
+            elif self.gate is not None and self.gate.has_head:
+                logits, features = _logits_and_features(self.model, self.gate.head_module, pixel_values)
+                logits = torch.cat([logits.float(), self.gate.imagenet_logits(features)], dim=-1)
             else:
                 logits = self.model(pixel_values=pixel_values).logits
         return logits.float().cpu()
@@ -136,7 +144,7 @@ class Classifier:
         """Logits -> one ClassificationResult per row, scores sorted, top_k clamped to the label count."""
         k = self.top_k if top_k is None else top_k
         k = len(self.labels) if k <= 0 else min(k, len(self.labels))
-        probabilities = logits.softmax(dim=-1)
+        probabilities = self.gate.probabilities(logits) if self.gate is not None else logits.softmax(dim=-1)
         scores, indices = probabilities.sort(dim=-1, descending=True)
         results = []
         for row_scores, row_indices in zip(scores.tolist(), indices.tolist()):
@@ -201,7 +209,20 @@ class Classifier:
             "precision": self.precision,
             "zero_shot": self.zero_shot,
             "load_seconds": round(self.load_seconds, 2),
+            "not_food_gate": self.gate is not None,
+            "note": self.note,
         }
+
+
+def _logits_and_features(model: torch.nn.Module, head_module: str, pixel_values: torch.Tensor):
+    """The model's logits and the pooled features its classification layer read (for the gate's head)."""
+    captured: list[torch.Tensor] = []
+    hook = model.get_submodule(head_module).register_forward_hook(lambda module, args, output: captured.append(args[0]))
+    try:
+        logits = model(pixel_values=pixel_values).logits
+    finally:
+        hook.remove()
+    return logits, captured[0]
 
 
 def _as_tensor(output) -> torch.Tensor:
@@ -250,15 +271,20 @@ _CACHE_LOCK = threading.Lock()
 def load_classifier(settings: Settings, model: str | None = None) -> Classifier:
     """The classifier for these settings, loaded once per process.
 
+    With FOODCLF_MODEL unset, the default hub model falls back to the built-in starter model when the hub
+    cannot be reached (and the classifier's `note` says so); `starter` asks for that model directly.
+
     Args:
         settings: model, device, precision, thresholds and zero-shot labels.
-        model: a hub id or folder overriding settings.model.
+        model: a hub id, a folder or `starter`, overriding settings.model.
 
     Raises:
         ModelUnavailable: the model cannot be loaded; the message says how to fix it.
     """
     model_id = model or settings.model
-    key = (model_id, settings.device, settings.precision, settings.zero_shot_labels)
+    # Only the default model from settings, FOODCLF_MODEL unset, may give way to the starter model.
+    fallback = model_id == settings.model == DEFAULT_MODEL and not settings.model_chosen
+    key = (model_id, fallback, settings.device, settings.precision, settings.zero_shot_labels)
     options = dict(
         uncertainty=Uncertainty(settings.uncertain_below, settings.uncertain_margin),
         top_k=settings.top_k,
@@ -270,7 +296,7 @@ def load_classifier(settings: Settings, model: str | None = None) -> Classifier:
     view_key = key + tuple(sorted((name, repr(value)) for name, value in options.items()))
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = _load(model_id, settings)
+            _CACHE[key] = _load(model_id, settings, fallback)
         if view_key not in _VIEWS:
             # Same weights, lock and text embeddings; only the per-settings knobs differ.
             _VIEWS[view_key] = dataclasses.replace(_CACHE[key], **options)
@@ -284,33 +310,87 @@ def forget_classifiers() -> None:
         _VIEWS.clear()
 
 
-def _load(model_id: str, settings: Settings) -> Classifier:
+def _load(model_id: str, settings: Settings, fallback: bool = False) -> Classifier:
     started = time.perf_counter()
     device = pick_device(settings.device)
     precision = pick_precision(settings.precision, device)
+    if model_id == STARTER:
+        classifier = _load_starter(settings, device, precision, offline=False)
+    else:
+        offline = local_files_only(model_id)
+        try:
+            classifier = _load_model(model_id, settings, device, precision, offline)
+        except ModelUnavailable:
+            if not (offline and fallback):
+                raise
+            # FOODCLF_MODEL unset, the default hub model not in the local cache, no hub: the starter
+            # model rather than nothing, and said plainly (sidebar, CLI, logs), never silently.
+            classifier = _load_starter(settings, device, precision, offline=True)
+            log.warning("%s", classifier.note)
+    classifier.load_seconds = time.perf_counter() - started
+    log.info("loaded %s (%s, %s) in %.1f s", classifier.model_id, device, precision, classifier.load_seconds)
+    return classifier
+
+
+def _load_model(model_id: str, settings: Settings, device, precision: str, offline: bool) -> Classifier:
     config, offline = read_config(
         model_id,
+        offline=offline,
         missing=(
             f"There is no model folder at {model_id}. Set FOODCLF_MODEL to a folder written by "
-            "`save_pretrained` (or by `python -m foodclf train`), or to a Hugging Face hub id."
+            "`save_pretrained` (or by `python -m foodclf train`), or to a Hugging Face hub id, "
+            f"or to {STARTER} for the built-in starter model."
         ),
     )
     try:
         if is_zero_shot(config):
-            classifier = _load_zero_shot(model_id, settings, device, precision, offline)
-        else:
-            model, processor = load_pretrained(model_id, offline)
-            classifier = _image_classifier(model_id, model, processor, device, precision)
+            return _load_zero_shot(model_id, settings, device, precision, offline)
+        model, processor = load_pretrained(model_id, offline)
+        return _image_classifier(model_id, model, processor, device, precision)
     except ModelUnavailable:
         raise
     except (OSError, ValueError, KeyError) as err:
         raise ModelUnavailable(load_error_message(model_id, err)) from err
-    classifier.load_seconds = time.perf_counter() - started
-    log.info("loaded %s (%s, %s) in %.1f s", model_id, device, precision, classifier.load_seconds)
+
+
+def _load_starter(settings: Settings, device, precision: str, offline: bool) -> Classifier:
+    folder = ensure_starter_model(settings)
+    try:
+        model, processor = load_pretrained(str(folder), offline=True)
+        classifier = _image_classifier(str(folder), model, processor, device, precision)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelUnavailable(
+            f"The starter model in {folder} cannot be loaded ({err}); delete that folder to rebuild it."
+        ) from err
+    classifier.model_id = STARTER
+    classifier.note = starter_note(classifier.gate, offline)
     return classifier
 
 
-def read_config(model_id: str, *, missing: str):
+class _DropMessages(logging.Filter):
+    """Drops log records whose message starts with one of `prefixes`; lets everything else through."""
+
+    def __init__(self, *prefixes: str):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefixes)
+
+
+# timm models (EfficientNet-Lite0, the starter model, every model trained here) have a PIL image processor
+# only; transformers asks for its torchvision one first and says so on every load. Nothing to act on.
+_TORCHVISION_FALLBACK = _DropMessages("Requested torchvision backend is not available")
+
+
+def quiet_transformers() -> None:
+    """Before loading with transformers: no download bars (ours are the ones people read), no fallback note."""
+    hf_logging.disable_progress_bar()
+    # A filter on the one logger that says it, so every other transformers warning still shows.
+    logging.getLogger("transformers.models.auto.image_processing_auto").addFilter(_TORCHVISION_FALLBACK)
+
+
+def read_config(model_id: str, *, missing: str, offline: bool | None = None):
     """A model's config from its folder or the hub, and whether the hub is out of reach (offline).
 
     Serving and training both open models through this and load_pretrained.
@@ -318,10 +398,10 @@ def read_config(model_id: str, *, missing: str):
     Raises:
         ModelUnavailable: `missing` for a folder that is not there; else why the model cannot be had.
     """
-    hf_logging.disable_progress_bar()  # our own progress bars are the ones people read
+    quiet_transformers()
     if looks_local(model_id) and not Path(model_id).expanduser().is_dir():
         raise ModelUnavailable(missing)
-    offline = local_files_only(model_id)
+    offline = local_files_only(model_id) if offline is None else offline
     try:
         return AutoConfig.from_pretrained(model_id, local_files_only=offline), offline
     except (OSError, ValueError, KeyError) as err:
@@ -330,6 +410,7 @@ def read_config(model_id: str, *, missing: str):
 
 def load_pretrained(model_id: str, offline: bool):
     """An image-classification model (in eval mode) and its image processor: (model, processor)."""
+    quiet_transformers()
     processor = AutoImageProcessor.from_pretrained(model_id, local_files_only=offline)
     model = AutoModelForImageClassification.from_pretrained(model_id, local_files_only=offline)
     return model.eval(), processor
@@ -344,10 +425,10 @@ def looks_local(model_id: str) -> bool:
 
 
 def local_files_only(model_id: str) -> bool:
-    """Whether to load a hub id from the local cache only: the hub cannot be reached."""
+    """Whether to load a hub id from the local cache only: the hub cannot be reached, or HF_HUB_OFFLINE says so."""
     # Without a network, the hub client retries for half a minute; a quick probe lets us
     # go straight to the local cache (and a plain message if the model is not there).
-    return not looks_local(model_id) and not _hub_reachable()
+    return not looks_local(model_id) and (constants.HF_HUB_OFFLINE or not _hub_reachable())
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -362,6 +443,12 @@ def _image_classifier(model_id: str, model, processor, device: torch.device, pre
     model = model.to(device).eval()
     id2label = model.config.id2label
     labels = [str(id2label[i]) for i in range(len(id2label))]
+    gate = load_food_gate(model_id, labels) if looks_local(model_id) else None
+    fingerprint = weights_fingerprint(model, labels)
+    if gate is not None:
+        # The gate changes every answer, so it is part of what the fingerprint names.
+        fingerprint = hashlib.sha256(f"{fingerprint}:{gate.fingerprint()}".encode()).hexdigest()
+        gate, labels = gate.to(device), gate.labels
     return Classifier(
         model_id=model_id,
         model=model,
@@ -369,7 +456,8 @@ def _image_classifier(model_id: str, model, processor, device: torch.device, pre
         labels=labels,
         device=device,
         precision=precision,
-        fingerprint=weights_fingerprint(model, labels),
+        fingerprint=fingerprint,
+        gate=gate,
     )
 
 
@@ -420,5 +508,6 @@ def load_error_message(model_id: str, err: Exception) -> str:
         "from this machine, or there is no such model. "
         "To work offline, download it once on a machine with network "
         "(`huggingface-cli download` or `save_pretrained`) and set FOODCLF_MODEL=/path/to/model-folder, "
-        "or train one here with `python -m foodclf train`."
+        "or train one here with `python -m foodclf train`, "
+        f"or use the built-in starter model (FOODCLF_MODEL={STARTER}; it needs no network)."
     )

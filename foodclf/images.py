@@ -183,6 +183,7 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
     with warnings.catch_warnings():
         # Pillow warns above its own limit; ours (below) is the one that counts.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        _ignore_exif_tag_warnings()  # opening a JPEG reads its EXIF for the resolution
         try:
             image = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as err:
@@ -227,18 +228,30 @@ def _claimed_format(data: bytes) -> str | None:
     return next((fmt for sig, fmt in _SIGNATURES.items() if data.startswith(sig)), None)
 
 
+def _ignore_exif_tag_warnings() -> None:
+    """Inside catch_warnings: drop Pillow's warnings about malformed EXIF (TIFF) tags.
+
+    "Metadata Warning, tag 274 had too many entries", "Tag data larger than file. Skipping tag 282": Pillow
+    skips the broken tag and so do we (a broken EXIF block never costs the photo), so for the person running
+    `evaluate` or `classify` those lines are noise. Only that module's UserWarnings, only while we read EXIF.
+    """
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
+
+
 def _upright(image: Image.Image) -> Image.Image:
     """Apply EXIF orientation; a missing or invalid value (0 is common in Food-101) means as stored."""
-    try:
-        orientation = image.getexif().get(0x0112, 1)
-    except Exception:  # noqa: BLE001  (a broken EXIF block must not cost us the photo itself)
-        return image
-    if orientation not in (2, 3, 4, 5, 6, 7, 8):
-        return image
-    try:
-        return ImageOps.exif_transpose(image)
-    except Exception:  # noqa: BLE001  (Pillow raises many kinds on odd EXIF; the photo as stored is fine)
-        return image
+    with warnings.catch_warnings():
+        _ignore_exif_tag_warnings()
+        try:
+            orientation = image.getexif().get(0x0112, 1)
+        except Exception:  # noqa: BLE001  (a broken EXIF block must not cost us the photo itself)
+            return image
+        if orientation not in (2, 3, 4, 5, 6, 7, 8):
+            return image
+        try:
+            return ImageOps.exif_transpose(image)
+        except Exception:  # noqa: BLE001  (likewise: the photo as stored rather than no photo)
+            return image
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

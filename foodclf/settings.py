@@ -27,7 +27,10 @@ class Settings:
     """Every knob of foodclf, with its default and the variable that sets it."""
 
     model: str = _setting(
-        DEFAULT_MODEL, "FOODCLF_MODEL", "Hugging Face hub id or local folder of an image-classification or CLIP model."
+        DEFAULT_MODEL,
+        "FOODCLF_MODEL",
+        "Hugging Face hub id or local folder of an image-classification or CLIP model, or `starter` "
+        "(built in, offline); unset: the default, or the starter model when the hub cannot be reached.",
     )
     zero_shot_labels: tuple[str, ...] = _setting(
         (), "FOODCLF_ZERO_SHOT_LABELS", "Comma-separated categories for a CLIP model (empty: the 101 Food-101 classes)."
@@ -41,7 +44,11 @@ class Settings:
         "data/images", "FOODCLF_IMAGE_DIR", "Folder where stored photos are kept, named by content id."
     )
     model_dir: str = _setting("data/models", "FOODCLF_MODEL_DIR", "Folder where `foodclf train` writes new models.")
-    cache_dir: str = _setting("data/cache", "FOODCLF_CACHE_DIR", "Folder for the training feature cache.")
+    cache_dir: str = _setting(
+        "data/cache",
+        "FOODCLF_CACHE_DIR",
+        "Folder for the training feature cache and the starter model (built there on first use).",
+    )
     top_k: int = _setting(5, "FOODCLF_TOP_K", "How many categories to show per photo (0: all).")
     uncertain_below: float = _setting(
         0.5, "FOODCLF_UNCERTAIN_BELOW", "A top score under this marks the result uncertain (0 to 1)."
@@ -67,6 +74,9 @@ class Settings:
     reviewer: str = _setting(
         "", "FOODCLF_REVIEWER", "Name recorded as who added photos from the CLI (default: login name)."
     )
+    # Not a variable of its own: whether FOODCLF_MODEL was set. Only the default left unset may give way
+    # to the starter model offline; a model someone chose fails with a message instead.
+    model_chosen: bool = False
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.uncertain_below <= 1.0, "FOODCLF_UNCERTAIN_BELOW", "a number from 0 to 1")
@@ -118,8 +128,8 @@ def _check(ok: bool, env: str, expected: str) -> None:
 
 
 def setting_fields() -> list[dataclasses.Field]:
-    """The fields of Settings, each with metadata env and help (for docs and tests)."""
-    return list(dataclasses.fields(Settings))
+    """The fields of Settings set by a variable, each with metadata env and help (for docs and tests)."""
+    return [f for f in dataclasses.fields(Settings) if "env" in f.metadata]
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -135,7 +145,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if raw is None or raw.strip() == "":
             continue
         values[f.name] = _parse(raw.strip(), f)
-    return Settings(**values)
+    return Settings(**values, model_chosen="model" in values)
 
 
 def _parse(raw: str, f: dataclasses.Field):

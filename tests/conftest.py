@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from db.engine import close_database, open_database
 from factories import image_factory, make_review_row, photo
 from foodclf.settings import Settings, setting_fields
+from foodclf.starter_model import ensure_starter_model
 from pages_support import Dashboard, clear_streamlit_caches
 from tiny_models import build_tiny_clip, build_tiny_vit
 
@@ -21,6 +23,20 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory) -> Path:
     return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def starter_cache_dir(tmp_path_factory) -> Path:
+    """A cache folder holding the starter model, built once per session with every network connection refused."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("no network in this test")
+
+    cache = tmp_path_factory.mktemp("starter-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", refuse)
+        ensure_starter_model(Settings(cache_dir=str(cache)))
+    return cache
 
 
 @pytest.fixture

@@ -91,3 +91,48 @@ def make_review_row(session, image, *, action="confirmed", label=None, reviewer=
             image.reviewed_at = at
     session.flush()
     return review
+
+
+# --- images that are not food (for the starter model and the not-food gate) ---
+
+
+def portrait_path():
+    """Grace Hopper's portrait, as matplotlib ships it (512 x 600 JPEG)."""
+    from matplotlib import cbook
+
+    return cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+
+
+def landscape_path():
+    """A landscape photo (a temple on a hillside, 640 x 427), as scikit-learn ships it."""
+    from importlib.resources import files
+
+    return files("sklearn.datasets") / "images" / "china.jpg"
+
+
+def screenshot_image() -> Image.Image:
+    """A screenshot-like image: a window with a title bar and lines of black text on white."""
+    from PIL import ImageDraw, ImageFont
+
+    image = Image.new("RGB", (1280, 800), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, 1280, 40), fill=(50, 50, 60))
+    font = ImageFont.load_default(size=18)
+    for line in range(28):
+        draw.text(
+            (40, 60 + 25 * line),
+            f"{line + 1:>3}  Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt",
+            fill="black",
+            font=font,
+        )
+    return image
+
+
+def gradient_landscape_image() -> Image.Image:
+    """A landscape-like gradient: blue sky over a green field with a little texture."""
+    image = Image.new("RGB", (640, 400))
+    pixels = image.load()
+    for y in range(400):
+        for x in range(640):
+            pixels[x, y] = (90 + y // 4, 150 + y // 5, 235) if y < 220 else (60 + (x * y) % 30, 120 + y // 8, 50)
+    return image

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from unittest.mock import ANY
 
@@ -15,6 +16,7 @@ from foodclf.classifier import (
     forget_classifiers,
     load_classifier,
     pick_precision,
+    quiet_transformers,
 )
 from foodclf.errors import ModelUnavailable
 from foodclf.images import load_image
@@ -166,3 +168,19 @@ def test_bf16_agrees_with_fp32_on_the_top_label(settings, images):
     for a, b in zip(fp32, bf16):
         fast = {s["label"]: s["score"] for s in b.class_scores}
         assert math.isclose(a.top_score, fast[a.highest_probability_class], abs_tol=2e-3)
+
+
+def test_transformers_note_about_the_torchvision_backend_is_dropped_and_nothing_else():
+    # Said on every load of a timm model (Lite0, the starter model, every model trained here): noise.
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("transformers.models.auto.image_processing_auto")
+    logger.addHandler(handler)
+    try:
+        quiet_transformers()
+        logger.warning("Requested torchvision backend is not available. Falling back to pil backend.")
+        logger.warning("Something a user should read.")
+    finally:
+        logger.removeHandler(handler)
+    assert [record.getMessage() for record in records] == ["Something a user should read."]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -90,6 +92,30 @@ def test_exif_orientation_is_applied():
     assert (loaded.width, loaded.height) == (20, 40)
     red, _, blue = loaded.image.getpixel((10, 5))  # the red half is now on top
     assert red > 200 and blue < 60
+
+
+def malformed_exif_jpeg() -> bytes:
+    """A 64x48 JPEG whose EXIF has orientation 6 stored twice and a resolution pointing past the file's end."""
+    entries = struct.pack("<HHI", 0x0112, 3, 2) + struct.pack("<HH", 6, 6)  # two values where one belongs
+    entries += struct.pack("<HHII", 0x011A, 5, 1, 9999)  # XResolution's data "at" offset 9999
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 2) + entries + struct.pack("<I", 0)
+    return save(Image.new("RGB", (64, 48), (200, 100, 50)), "JPEG", exif=b"Exif\x00\x00" + tiff)
+
+
+def test_malformed_exif_tags_are_read_without_pillow_warnings():
+    # `evaluate` and `classify` printed Pillow's "Metadata Warning, tag 274 had too many entries" and
+    # "Tag data larger than file" lines; the tags are skipped either way, so nobody needs to read them.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_image(malformed_exif_jpeg())
+    assert [str(w.message) for w in caught] == []
+    assert loaded.image.size == (48, 64)  # the first orientation value, 6, still turns it upright
+
+
+def test_other_warnings_still_show_outside_exif_reading():
+    with pytest.warns(UserWarning, match="a real problem"):
+        load_image(malformed_exif_jpeg())
+        warnings.warn("a real problem", UserWarning, stacklevel=1)
 
 
 def test_animated_gif_gives_its_first_frame():

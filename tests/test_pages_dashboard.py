@@ -43,6 +43,33 @@ def test_the_sidebar_shows_the_model_and_the_reviewer(dashboard):
     assert "101 labels · cpu · fp32" in facts and "Fingerprint `" in facts
 
 
+def _sidebar_once_loaded() -> AppTest:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the model loads in the background; pages don't wait for it
+        at = run(_dashboard("Ana"))
+        if not any("Loading the model" in text for text in texts(at.sidebar.markdown)):
+            return at
+        time.sleep(0.2)
+    return at
+
+
+def test_the_sidebar_says_plainly_when_the_offline_starter_model_answers(dashboard, monkeypatch, starter_cache_dir):
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache("nateraw/food", "config.json"), str):
+        pytest.skip("nateraw/food is in this machine's hub cache, so it loads offline")
+    monkeypatch.delenv("FOODCLF_MODEL")  # unset: the default, which cannot be downloaded here
+    monkeypatch.setenv("FOODCLF_CACHE_DIR", str(starter_cache_dir))
+    monkeypatch.setattr("foodclf.classifier._hub_reachable", lambda timeout=3.0: False)
+    at = _sidebar_once_loaded()
+    assert any("**starter**" in text for text in texts(at.sidebar.markdown))
+    assert [i.value for i in at.sidebar.info] == [
+        "offline: starter model, 46 everyday foods + not food; set FOODCLF_MODEL for Food-101's 101 dishes"
+    ]
+    [facts] = texts(at.sidebar.caption)
+    assert "47 labels" in facts and "not-food gate" in facts
+
+
 def test_a_model_that_cannot_load_is_explained(dashboard, monkeypatch, tmp_path):
     monkeypatch.setenv("FOODCLF_MODEL", str(tmp_path / "no-such-model"))
     at = dashboard.app("classify.py")

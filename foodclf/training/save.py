@@ -6,29 +6,31 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import torch
 from PIL import Image
 
+from foodclf.classifier import quiet_transformers
 from foodclf.errors import FoodclfError
-from foodclf.labels import display_label
+from foodclf.food_gate import FoodGate, load_food_gate
+from foodclf.labels import NOT_FOOD, display_label
 
 CARD_NAME = "README.md"
 RECORD_NAME = "training.json"
 
 
-def save_model(model: torch.nn.Module, processor, folder, record: dict) -> Path:
+def save_model(model: torch.nn.Module, processor, folder, record: dict, gate: Optional[FoodGate] = None) -> Path:
     """Write the model folder in one step: built beside `folder`, checked by reloading, then renamed.
 
     Args:
         record: what training.json holds (see foodclf.training.train); the model card is made from it.
+        gate: the not-food gate to keep beside the model (foodclf.food_gate), or None.
 
     Raises:
         FoodclfError: the folder exists already, or the saved model does not reload to the same outputs.
     """
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # ours are the bars people read (as in foodclf.classifier)
+    quiet_transformers()
     folder = Path(folder).expanduser()
     if folder.exists():
         raise FoodclfError(f"{folder} exists already; choose a new folder with --out.")
@@ -39,9 +41,11 @@ def save_model(model: torch.nn.Module, processor, folder, record: dict) -> Path:
         # A timm model keeps its preprocessing in config.json (pretrained_cfg); its processor saves nothing.
         if not hasattr(model.config, "pretrained_cfg"):
             processor.save_pretrained(temp)
+        if gate is not None:
+            gate.save(temp)
         (temp / RECORD_NAME).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
         (temp / CARD_NAME).write_text(model_card(record), encoding="utf-8")
-        check_reload(temp, model, processor)
+        check_reload(temp, model, processor, gate)
         # mkdtemp makes a private folder; the dashboard may run as another user and must read it.
         for path in [temp, *temp.iterdir()]:
             path.chmod(0o755 if path.is_dir() else 0o644)
@@ -52,8 +56,8 @@ def save_model(model: torch.nn.Module, processor, folder, record: dict) -> Path:
     return folder
 
 
-def check_reload(folder: Path, model: torch.nn.Module, processor) -> None:
-    """Load the folder as any user would (offline) and check it gives the same pixels and logits."""
+def check_reload(folder: Path, model: torch.nn.Module, processor, gate: Optional[FoodGate] = None) -> None:
+    """Load the folder as any user would (offline) and check it gives the same pixels, logits and gate."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     reloaded = AutoModelForImageClassification.from_pretrained(folder, local_files_only=True).eval()
@@ -74,6 +78,36 @@ def check_reload(folder: Path, model: torch.nn.Module, processor) -> None:
         model.config.id2label[i] for i in range(model.config.num_labels)
     ):
         raise FoodclfError(f"The model saved in {folder} lost its labels, so it was not kept; please report this.")
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    reloaded_gate = load_food_gate(folder, labels)
+    if (gate is None) != (reloaded_gate is None) or (
+        gate is not None and reloaded_gate.fingerprint() != gate.for_labels(labels).fingerprint()
+    ):
+        raise FoodclfError(
+            f"The not-food gate saved in {folder} does not reload as trained, so the model was not "
+            "kept; please report this."
+        )
+
+
+def _gate_section(gate: Optional[dict]) -> list[str]:
+    if not gate:
+        return []
+    lines = [
+        "## Not-food gate",
+        "",
+        "The base model's ImageNet head is kept beside the new one (`food_gate.json`, `food_gate.safetensors`): "
+        f"its {gate['imagenet_food_classes']} food classes against the other "
+        f"{1000 - gate['imagenet_food_classes']} give the probability that a photo is not food, shown as "
+        f"`{NOT_FOOD}`; the labels above share the rest. foodclf applies it; loaded with transformers alone, "
+        "the model has no gate.",
+    ]
+    if gate.get("validation_accuracy") is not None:
+        lines += [
+            "",
+            f"On the validation photos: accuracy {gate['validation_accuracy']:.1%} with the gate "
+            f"({gate['validation_not_food']} of {gate['validation_photos']} called not food).",
+        ]
+    return lines + [""]
 
 
 def model_card(record: dict) -> str:
@@ -127,6 +161,7 @@ def model_card(record: dict) -> str:
     ]
     lines += [
         "",
+        *_gate_section(record.get("food_gate")),
         "## Use",
         "",
         "```python",
@@ -149,7 +184,12 @@ def model_card(record: dict) -> str:
         "## Limitations",
         "",
         "The model knows only the labels above, and only as well as the moderators' labels it learned from; "
-        "a photo of anything else gets one of these labels. Validation photos come from the same source as "
+        + (
+            "a photo of something else gets one of them unless the not-food gate calls it not food. "
+            if record.get("food_gate")
+            else "a photo of anything else gets one of these labels. "
+        )
+        + "Validation photos come from the same source as "
         "the training photos, so accuracy on new kinds of photos may be lower: measure it with "
         "`python -m foodclf evaluate --model <folder> --data <labelled folder>`.",
         "",

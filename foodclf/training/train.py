@@ -17,10 +17,10 @@ from db.engine import open_database, session_scope
 from db.export_rows import ExportFilters
 from db.trained_models import list_models, register_model
 from foodclf.errors import FoodclfError
-from foodclf.labels import display_label
+from foodclf.labels import NOT_FOOD, display_label
 from foodclf.metrics import compute_metrics
 from foodclf.settings import Settings, local_user
-from foodclf.training.backbone import CURRENT, EFFICIENTNET_LITE0, load_backbone
+from foodclf.training.backbone import CURRENT, EFFICIENTNET_LITE0, STARTER, load_backbone
 from foodclf.training.data import (
     PhotoSet,
     align_labels,
@@ -171,7 +171,7 @@ def train_model(
         "created_at": created.isoformat(timespec="seconds"),
         "created_by": local_user(settings),
         "base_model": backbone.name,
-        "base_is_hub_id": base not in (EFFICIENTNET_LITE0, CURRENT) and not Path(base).expanduser().exists(),
+        "base_is_hub_id": base not in (EFFICIENTNET_LITE0, STARTER, CURRENT) and not Path(base).expanduser().exists(),
         "license": "apache-2.0" if backbone.name == EFFICIENTNET_LITE0 else None,
         "mode": mode,
         "labels": labels,
@@ -190,9 +190,11 @@ def train_model(
         "validation_note": fit["note"],
         "history": fit["history"],
         "feature_cache": {"hits": fit.get("cache_hits", 0), "computed": fit.get("computed", 0)},
+        "food_gate": fit.get("food_gate"),
     }
+    gate = backbone.gate.for_labels(labels) if backbone.gate is not None else None
     progress.note(0.92, f"Saving the model to {folder}")
-    save_model(fit["model"], backbone.processor, folder, record)
+    save_model(fit["model"], backbone.processor, folder, record, gate)
     seconds = time.perf_counter() - started
     report = TrainingReport(
         folder=folder,
@@ -250,6 +252,7 @@ def _fit_head(settings, backbone, labels, train, held_out, progress, limits, epo
             stage=stage,
         )
     metrics = _metrics(fit.logits(val_x), held_out, labels) if held_out else {}
+    gate = _gate_record(backbone.gate, fit.logits(val_x), val_x, held_out, labels)
     note = "Validation: the held-out photos, scored by the head fitted without them."
     refit = refit and bool(held_out)
     if refit:
@@ -283,7 +286,25 @@ def _fit_head(settings, backbone, labels, train, held_out, progress, limits, epo
         "cache_hits": len(photos) - features.computed - len(features.unreadable),
         "computed": features.computed,
         "trained_on": len(train) + (len(held_out) if refit else 0),
+        "food_gate": gate,
     }
+
+
+def _gate_record(gate, logits: torch.Tensor, features: torch.Tensor, held_out, labels) -> Optional[dict]:
+    """The not-food gate's figures on the held-out photos: accuracy with it, and how many it calls not food."""
+    if gate is None:
+        return None
+    record = {"imagenet_food_classes": len(gate.food), "validation_accuracy": None}
+    if held_out:
+        gate = gate.for_labels(labels)
+        scores = gate.probabilities(torch.cat([logits, gate.imagenet_logits(features)], dim=-1))
+        predicted = [gate.labels[i] for i in scores.argmax(dim=-1).tolist()]
+        record.update(
+            validation_accuracy=sum(p == photo.label for p, photo in zip(predicted, held_out)) / len(held_out),
+            validation_not_food=sum(p == NOT_FOOD and photo.label != NOT_FOOD for p, photo in zip(predicted, held_out)),
+            validation_photos=len(held_out),
+        )
+    return record
 
 
 def _train_head(settings, backbone, labels, train, held_out, progress, limits, epochs, seed, refit) -> dict:
@@ -330,6 +351,8 @@ def _train_full(settings, backbone, labels, train, held_out, progress, limits, e
         "cache_hits": head["cache_hits"],
         "computed": head["computed"],
         "trained_on": len(train),
+        # The gate's figures were measured on the features before fine-tuning changed them.
+        "food_gate": head["food_gate"] and {**head["food_gate"], "validation_accuracy": None},
     }
 
 
