@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Union
 
 from foodclf.errors import FoodclfError
+from foodclf.files import write_atomically
 from foodclf.images import LoadedImage
 
 # "<sha256 hex>.<ext>": the only names the store writes or reads, so a stored path can never climb out.
@@ -38,18 +38,7 @@ class ImageStore:
         path = self.root / name
         if path.is_file() and path.stat().st_size == len(loaded.data):
             return name  # same content id, same bytes: nothing to do
-        self.root.mkdir(parents=True, exist_ok=True)
-        # Write beside the target, then rename: os.replace is atomic on one filesystem.
-        fd, temp = tempfile.mkstemp(dir=self.root, prefix=".incoming-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(loaded.data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, lambda f: f.write(loaded.data), prefix=".incoming-", durable=True)
         return name
 
     def remove_leftovers(self, older_than: float = 3600.0) -> int:

@@ -81,3 +81,19 @@ def test_leftover_temporaries_of_killed_writes_are_removed_once_old(tmp_path):
     os.utime(old, (0, 0))
     assert ImageStore(tmp_path).remove_leftovers() == 1
     assert os.listdir(tmp_path) == [fresh.name]
+
+
+def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temporary(tmp_path):
+    from foodclf.files import write_atomically
+
+    target = tmp_path / "features" / "ab.npy"
+    write_atomically(target, lambda f: f.write(b"old"))
+
+    def half(f):
+        f.write(b"half of the new")
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        write_atomically(target, half)
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["ab.npy"]

@@ -8,8 +8,10 @@ dashboard.py, using only Streamlit's public API.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
-from streamlit import runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 _routed = False  # st.navigation has run in this process
 
@@ -40,8 +42,11 @@ def route(pages: dict[str, list]):
 
 def ensure_routed() -> None:
     """Called first by every page: on a fresh server, route once and rerun through dashboard.py."""
-    # AppTest runs a page alone on purpose and has no runtime; only a real server reroutes.
-    if runtime.exists() and not _routed:
+    if _routed:
+        return
+    ctx = get_script_run_ctx()
+    # Only when the app is dashboard.py: AppTest runs a page file as the app itself, on purpose.
+    if ctx is not None and Path(ctx.main_script_path).name == "dashboard.py":
         route(sections())
         st.rerun()
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import random
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ import torch
 from PIL import Image, ImageOps
 
 from foodclf.errors import FoodclfError
+from foodclf.files import write_atomically
 from foodclf.images import load_image
 from foodclf.training.data import LabelledPhoto
 
@@ -51,16 +50,8 @@ class FeatureCache:
 
     def put(self, key: str, vector: np.ndarray) -> None:
         """Keep features; written beside the target and renamed, so readers never see half a file."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, np.ascontiguousarray(vector, dtype=np.float32), allow_pickle=False)
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        array = np.ascontiguousarray(vector, dtype=np.float32)
+        write_atomically(self._path(key), lambda f: np.save(f, array, allow_pickle=False))
 
 
 @dataclass
