@@ -11,11 +11,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool, StaticPool
 
-from foodclf.errors import FoodclfError
+from foodclf.errors import DatabaseBusy, FoodclfError, StorageFull
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # How long a writer waits for another's transaction (ingest, a moderator) before giving up.
@@ -65,10 +65,27 @@ def close_database(url) -> None:
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """A Session in one transaction: committed when the block ends, rolled back on an exception."""
+    """A Session in one transaction: committed when the block ends, rolled back on an exception.
+
+    Raises:
+        DatabaseBusy: another writer held the lock longer than the busy timeout; nothing was written.
+        StorageFull: the database's disk is full; nothing was written.
+    """
     # expire_on_commit=False: rows returned by query functions stay readable after the block.
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        yield session
+    try:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            yield session
+    except OperationalError as err:
+        message = str(err.orig).lower()
+        if "locked" in message or "busy" in message:
+            raise DatabaseBusy(
+                "The database is busy with another writer, so nothing was saved; please try again in a few seconds."
+            ) from err
+        if "disk is full" in message or "no space" in message:
+            raise StorageFull(
+                "The database's disk is full, so nothing was saved; please tell the administrator."
+            ) from err
+        raise
 
 
 def upgrade_database(engine: Engine, revision: str = "head") -> None:

@@ -43,13 +43,19 @@ def as_utc(value, name: str, *, end: bool = False) -> Optional[datetime]:
     """
     if value is None:
         return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"{name}: give a timezone-aware datetime (e.g. tzinfo=timezone.utc)")
-        return value.astimezone(timezone.utc)
-    if isinstance(value, date):
-        start = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
-        return start + timedelta(days=1) if end else start
+    try:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"{name}: give a timezone-aware datetime (e.g. tzinfo=timezone.utc)")
+            return value.astimezone(timezone.utc)
+        if isinstance(value, date):
+            start = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+            return start + timedelta(days=1) if end else start
+    except OverflowError:
+        # Past what a datetime holds (the end of 9999-12-31, or a far-off zone in year 1 or 9999):
+        # the bound is as open as it can be at that end.
+        extreme = datetime.max if value.year > 5000 else datetime.min
+        return extreme.replace(tzinfo=timezone.utc)
     raise ValueError(f"{name}: expected a date or a datetime, not {type(value).__name__}")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from db.models import DECISIONS, ImageRow, PredictionRow, ReviewRow, utcnow
@@ -88,17 +88,26 @@ def submit_review(
 
 
 def undo_last_review(session: Session, reviewer: str) -> Optional[ReviewRow]:
-    """Cancel this reviewer's latest decision by appending an `undone` row; None if there is nothing to undo.
+    """Cancel this reviewer's latest decision still in effect by appending an `undone` row.
 
-    The photo returns to its previous decision (or to the queue). Undoing again walks further back.
+    A decision is in effect while it is its photo's current one (a skip, until it is undone); one
+    that someone else has since replaced is passed over, so undo never gets stuck on it. The photo
+    returns to its previous decision (or to the queue). Undoing again walks further back.
+
+    Returns:
+        The `undone` row, or None if nothing of this reviewer's is in effect.
 
     Raises:
-        ReviewConflict: someone else has decided on that photo since; their decision stands.
+        ReviewConflict: someone else decided on that photo while this undo ran; their decision stands.
     """
     reviewer = _clean_reviewer(reviewer)
+    in_effect = or_(
+        ReviewRow.action == "skipped",
+        exists().where(ImageRow.id == ReviewRow.image_id, ImageRow.current_review_id == ReviewRow.id),
+    )
     target = session.scalars(
         select(ReviewRow)
-        .where(ReviewRow.reviewer == reviewer, ReviewRow.action != "undone", ~_is_undone(ReviewRow))
+        .where(ReviewRow.reviewer == reviewer, ReviewRow.action != "undone", ~_is_undone(ReviewRow), in_effect)
         .order_by(ReviewRow.id.desc())
         .limit(1)
     ).first()

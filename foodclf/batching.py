@@ -1,7 +1,9 @@
 """The streaming batch path: decode in worker threads while the model runs.
 
 Sources come in as an iterator and results go out in the same order, with at most
-a few batches in flight, so memory stays flat however many photos a folder holds.
+a few batches in flight, counted in photos and in bytes held (file bytes, decoded pixels,
+model input), so memory stays flat however many photos a folder holds and however large they are.
+Decoding itself draws on the process's decode budget (foodclf.images.DECODE_BUDGET).
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ import torch
 
 from foodclf.errors import FoodclfError
 from foodclf.images import LoadedImage, load_image
+
+# Bytes the look-ahead may hold beyond the batch being classified: enough for two batches of
+# phone photos (a few MB of file each), far below what 2 x batch_size 10 MB files would hold.
+AHEAD_BYTES = 128 * 1024 * 1024
 
 
 @dataclass
@@ -39,6 +45,15 @@ class _Prepared:
     pixels: torch.Tensor | None
     error: FoodclfError | None
 
+    @property
+    def nbytes(self) -> int:
+        """What this item holds in memory: the file's bytes, the decoded image and the model input."""
+        held = self.pixels.nbytes if self.pixels is not None else 0
+        if self.loaded is not None:
+            width, height = self.loaded.image.size
+            held += len(self.loaded.data) + 3 * width * height
+        return held
+
 
 def classify_stream(
     classifier,
@@ -48,6 +63,7 @@ def classify_stream(
     batch_size: int | None = None,
     workers: int | None = None,
     max_pixels: int | None = None,
+    ahead_bytes: int = AHEAD_BYTES,
 ) -> Iterator[BatchItem]:
     """Classify a stream of photos in batches, yielding one BatchItem per source, in input order.
 
@@ -58,6 +74,7 @@ def classify_stream(
         batch_size: images per forward pass (None: the classifier's setting).
         workers: decoding threads (None: the classifier's setting; 0: decode inline).
         max_pixels: largest image accepted (None: the classifier's setting), e.g. a server's own limit.
+        ahead_bytes: most bytes decoded ahead of the model (at least one photo is always let through).
 
     Returns:
         An iterator of BatchItem; a refused file carries its error and the stream goes on.
@@ -77,22 +94,33 @@ def classify_stream(
         yield from _batches(classifier, prepared, batch_size, top_k)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="foodclf-decode") as pool:
-        yield from _batches(classifier, _ordered(pool, prepare, sources, ahead=2 * batch_size), batch_size, top_k)
+        ordered = _ordered(pool, prepare, sources, ahead=2 * batch_size, ahead_bytes=ahead_bytes)
+        yield from _batches(classifier, ordered, batch_size, top_k)
 
 
-def _ordered(pool: ThreadPoolExecutor, prepare, sources: Iterable, ahead: int) -> Iterator[_Prepared]:
-    """Map prepare over sources in the pool, keeping at most `ahead` in flight, yielding in order."""
-    pending: deque[Future] = deque()
+def _ordered(
+    pool: ThreadPoolExecutor, prepare, sources: Iterable, ahead: int, ahead_bytes: int = AHEAD_BYTES
+) -> Iterator[_Prepared]:
+    """Map prepare over sources in the pool, yielding in order.
+
+    At most `ahead` are in flight, and no new one starts while those in flight hold `ahead_bytes`
+    or more (a source's own bytes count from the start; its decoded pixels once decoded).
+    """
+    pending: deque[tuple[Future, int]] = deque()
     iterator = iter(sources)
+
+    def held() -> int:
+        return sum(future.result().nbytes if future.done() else size for future, size in pending)
+
     try:
         for source in iterator:
-            pending.append(pool.submit(prepare, source))
-            if len(pending) >= ahead:
-                yield pending.popleft().result()
+            while pending and (len(pending) >= ahead or held() >= ahead_bytes):
+                yield pending.popleft()[0].result()
+            pending.append((pool.submit(prepare, source), _source_bytes(source)))
         while pending:
-            yield pending.popleft().result()
+            yield pending.popleft()[0].result()
     finally:
-        for future in pending:  # the consumer stopped early: don't decode the rest
+        for future, _ in pending:  # the consumer stopped early: don't decode the rest
             future.cancel()
 
 
@@ -131,10 +159,15 @@ def _load(source, classifier, max_pixels: int) -> LoadedImage:
     name = None
     if isinstance(source, tuple) and len(source) == 2:
         name, source = source
-    return load_image(
-        source,
-        max_bytes=classifier.max_bytes,
-        max_pixels=max_pixels,
-        name=name,
-        draft=2 * classifier.input_size,
-    )
+    return load_image(source, max_bytes=classifier.max_bytes, max_pixels=max_pixels, name=name)
+
+
+def _source_bytes(source) -> int:
+    """What a source holds before it is decoded: its bytes when it carries them."""
+    if isinstance(source, tuple) and len(source) == 2:
+        source = source[1]
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return len(source)
+    if isinstance(source, LoadedImage):
+        return len(source.data)
+    return 0

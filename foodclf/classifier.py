@@ -13,6 +13,8 @@ import logging
 import socket
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -263,13 +265,19 @@ def pick_precision(setting: str, device: torch.device) -> str:
 
 # ---- loading --------------------------------------------------------------------------------
 
-_CACHE: dict[tuple, Classifier] = {}
-_VIEWS: dict[tuple, Classifier] = {}
+# Models kept loaded: the one in use and one other (the one before a switch, or one being
+# evaluated); loading a third releases the least recently used. A released model that something
+# still holds (a request in flight, a page) is reused rather than loaded a second time.
+KEEP_MODELS = 2
+
+_CACHE: OrderedDict[tuple, Classifier] = OrderedDict()  # model key -> classifier, least recently used first
+_VIEWS: dict[tuple, Classifier] = {}  # view key -> classifier sharing a cached model's weights
+_RELEASED: weakref.WeakValueDictionary[tuple, Classifier] = weakref.WeakValueDictionary()
 _CACHE_LOCK = threading.Lock()
 
 
 def load_classifier(settings: Settings, model: str | None = None) -> Classifier:
-    """The classifier for these settings, loaded once per process.
+    """The classifier for these settings, loaded once per process (see KEEP_MODELS).
 
     With FOODCLF_MODEL unset, the default hub model falls back to the built-in starter model when the hub
     cannot be reached (and the classifier's `note` says so); `starter` asks for that model directly.
@@ -295,19 +303,46 @@ def load_classifier(settings: Settings, model: str | None = None) -> Classifier:
     )
     view_key = key + tuple(sorted((name, repr(value)) for name, value in options.items()))
     with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = _load(model_id, settings, fallback)
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+        else:
+            _CACHE[key] = _still_held(key) or _load(model_id, settings, fallback)
+            while len(_CACHE) > KEEP_MODELS:
+                _release(next(iter(_CACHE)))
         if view_key not in _VIEWS:
             # Same weights, lock and text embeddings; only the per-settings knobs differ.
-            _VIEWS[view_key] = dataclasses.replace(_CACHE[key], **options)
+            _VIEWS[view_key] = _RELEASED.pop(view_key, None) or dataclasses.replace(_CACHE[key], **options)
         return _VIEWS[view_key]
 
 
+def loaded_models() -> list[str]:
+    """The ids of the models this process keeps loaded, least recently used first."""
+    with _CACHE_LOCK:
+        return [key[0] for key in _CACHE]
+
+
 def forget_classifiers() -> None:
-    """Drop cached models (after switching the active model, or in tests)."""
+    """Drop cached models (after switching the active model, to retry a load, or in tests); the next load re-reads."""
     with _CACHE_LOCK:
         _CACHE.clear()
         _VIEWS.clear()
+        _RELEASED.clear()
+
+
+def _release(key: tuple) -> None:
+    """Stop holding a model: it is freed once no request or page holds it (caller holds _CACHE_LOCK)."""
+    del _CACHE[key]
+    for view_key in [k for k in _VIEWS if k[: len(key)] == key]:
+        _RELEASED[view_key] = _VIEWS.pop(view_key)
+    log.info("released the model %s", key[0])
+
+
+def _still_held(key: tuple) -> Classifier | None:
+    """A released classifier of this model that is still alive somewhere, to share instead of reloading."""
+    for view_key, view in list(_RELEASED.items()):
+        if view_key[: len(key)] == key:
+            return view
+    return None
 
 
 def _load(model_id: str, settings: Settings, fallback: bool = False) -> Classifier:

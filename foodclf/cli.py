@@ -18,7 +18,7 @@ from foodclf.api.app import check_exposure, create_app
 from foodclf.classifier import ClassificationResult, load_classifier
 from foodclf.errors import FoodclfError
 from foodclf.evaluation.report import evaluate_model
-from foodclf.images import find_images
+from foodclf.images import configure_decode_budget, find_images
 from foodclf.ingest import IngestOutcome, ingest_folder
 from foodclf.labels import display_label, normalise_label
 from foodclf.model_registry import active_model_name
@@ -259,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser_for(name).parse_args(argv[1:])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return COMMANDS[name][2](args, load_settings())
+        settings = load_settings()
+        configure_decode_budget(settings)  # one budget for every decode of this process
+        return COMMANDS[name][2](args, settings)
     except FoodclfError as err:
         print(f"foodclf {name}: {err}", file=sys.stderr)
         return 1

@@ -22,6 +22,14 @@ class UnsupportedImageType(ImageRejected):
     """The file is an image, but of a format we do not accept (e.g. TIFF)."""
 
 
+class DecodeBusy(FoodclfError):
+    """Too many photos are being opened at once: the decode budget stayed full; try again shortly."""
+
+    def __init__(self, message: str, retry_after: int = 5):
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds, for an HTTP Retry-After header
+
+
 class ModelUnavailable(FoodclfError):
     """The model could not be loaded (no network to the hub, bad folder...)."""
 
@@ -70,6 +78,18 @@ class ReviewConflict(FoodclfError):
 
 class StorageFailed(FoodclfError):
     """A photo or its rows could not be saved (a full disk, a locked database); trying again may work."""
+
+
+class DatabaseBusy(StorageFailed):
+    """Another program held the database's write lock for longer than we wait; nothing was written."""
+
+    def __init__(self, message: str, retry_after: int = 5):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageFull(StorageFailed):
+    """The disk holding the photos or the database is full; nothing was saved."""
 
 
 class SettingsError(FoodclfError, ValueError):

@@ -2,25 +2,37 @@
 
 Every check that can be made from the header (byte size, pixel count, format)
 is made before the pixels are decoded, so a decompression bomb never allocates.
+
+Every path that decodes a photo (API, dashboard, ingest, training) calls `decode_image`, which
+  * decodes at the model's scale (MODEL_SIDE), so a photo gets the same pixels, and so the same
+    scores, whatever route it came by, and a model trains on the pixels it will serve on;
+  * takes its pixels from one budget shared by the whole process (DecodeBudget), so however many
+    requests arrive at once, decoding never holds more than FOODCLF_DECODE_BUDGET_MP megapixels:
+    a photo waits for room, or is refused with DecodeBusy when the wait runs out.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import os
 import re
 import struct
+import threading
+import time
 import unicodedata
 import warnings
+from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, Iterator, Union
 
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
-from foodclf.errors import ImageRejected, ImageTooLarge, UnsupportedImageType
+from foodclf.errors import DecodeBusy, ImageRejected, ImageTooLarge, UnsupportedImageType
 
 # Formats a phone or a browser produces. TIFF, BMP and the rest are refused:
 # nobody posts them, and each extra decoder is extra attack surface.
@@ -30,6 +42,16 @@ EXTENSION_BY_FORMAT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp"
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
+# A decoded photo keeps its shorter side at most this many pixels (it is never enlarged): the
+# models see 224-384 px, and their processors resize to at most 384 / 0.875 = 439 px before
+# cropping, so more pixels change nothing but memory (and photos of up to 512 px, like Food-101's,
+# pass untouched). A large JPEG is decoded at a reduced scale straight away (the JPEG decoder's
+# own downscaling), anything else is decoded and then resized. Part of the training feature
+# cache's key: change DECODE_VERSION with it.
+MODEL_SIDE = 512
+DECODE_VERSION = "side512-bicubic-1"
+DEFAULT_DECODE_BUDGET_PIXELS = 64_000_000
+DEFAULT_DECODE_WAIT_SECONDS = 10.0
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
@@ -40,12 +62,12 @@ _SRGB = ImageCms.createProfile("sRGB")
 class LoadedImage:
     """A decoded photo and what we know about its file."""
 
-    image: Image.Image  # RGB, EXIF orientation applied
+    image: Image.Image  # RGB, EXIF orientation applied, shorter side at most MODEL_SIDE
     content_id: str  # sha256 of the file's bytes, hex
     data: bytes
     format: str  # JPEG, PNG, WEBP, GIF or MPO
     file_name: str  # sanitised, for display only: never a path
-    width: int  # after orientation
+    width: int  # of the file, after orientation (not of `image`, which may be smaller)
     height: int
 
     @property
@@ -113,13 +135,136 @@ def read_source(source: ImageSource, max_bytes: int = DEFAULT_MAX_BYTES) -> tupl
     return data, display_name(str(name))
 
 
+class DecodeBudget:
+    """The pixels all decodes in this process may hold at once; each decode waits its turn for room.
+
+    Waiters are served first come, first served, so a large photo is not starved by a stream of
+    small ones; a decode needing more than the whole budget waits until it has the budget alone.
+    One exception keeps phone photos moving while a 40 MP upload waits: a small decode (at most
+    1/16 of the budget) may pass the queue while the one at its head is held back by other large
+    decodes, not by small ones, and small ones passing hold at most 1/4 of the budget.
+    """
+
+    def __init__(self, pixels: int = DEFAULT_DECODE_BUDGET_PIXELS, wait_seconds: float = DEFAULT_DECODE_WAIT_SECONDS):
+        self._ready = threading.Condition()
+        self._queue: deque[tuple[object, int]] = deque()  # (ticket, cost) of each waiter, in arrival order
+        self.in_use = 0
+        self.passing = 0  # held by small decodes that passed the queue
+        self.peak = 0  # the most pixels held at once since the last reset_peak (for tests and benchmarks)
+        self.configure(pixels, wait_seconds)
+
+    def configure(self, pixels: int, wait_seconds: float) -> None:
+        """Change the size and the longest wait (decodes under way keep what they hold)."""
+        if pixels <= 0:
+            raise ValueError(f"pixels: expected more than 0, not {pixels}")
+        if wait_seconds < 0:
+            raise ValueError(f"wait_seconds: expected 0 or more, not {wait_seconds}")
+        with self._ready:
+            self.capacity = int(pixels)
+            self.wait_seconds = float(wait_seconds)
+            self._ready.notify_all()
+
+    def reset_peak(self) -> None:
+        with self._ready:
+            self.peak = self.in_use
+
+    @contextmanager
+    def reserve(self, pixels: int) -> Iterator[int]:
+        """Hold `pixels` of the budget for the block; waits at most wait_seconds for room.
+
+        Raises:
+            DecodeBusy: there was no room within wait_seconds; nothing is held.
+        """
+        ticket = object()
+        with self._ready:
+            deadline = time.monotonic() + self.wait_seconds
+            waiter = (ticket, max(1, int(pixels)))
+            self._queue.append(waiter)
+            try:
+                while (turn := self._turn(waiter)) is None:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._ready.wait(left):
+                        if (turn := self._turn(waiter)) is not None:
+                            break  # room came with the deadline
+                        raise DecodeBusy(
+                            "The server is busy opening other large photos; please try again in a few seconds.",
+                            retry_after=max(1, round(self.wait_seconds)),
+                        )
+                cost, passed = turn
+                self.in_use += cost
+                self.passing += cost if passed else 0
+                self.peak = max(self.peak, self.in_use)
+            finally:
+                self._queue.remove(waiter)
+                self._ready.notify_all()  # the next in line may fit now
+        try:
+            yield cost
+        finally:
+            with self._ready:
+                self.in_use -= cost
+                self.passing -= cost if passed else 0
+                self._ready.notify_all()
+
+    def _turn(self, waiter: tuple[object, int]) -> tuple[int, bool] | None:
+        """(cost, passed the queue) if this waiter may go now, else None (caller holds the lock)."""
+        cost = min(waiter[1], self.capacity)
+        if self.in_use + cost > self.capacity:
+            return None
+        if self._queue[0] is waiter:
+            return cost, False
+        head = min(self._queue[0][1], self.capacity)
+        small = cost <= self.capacity // 16 and self.passing + cost <= self.capacity // 4
+        # The head would not fit even with no small decode running: passing it delays nothing.
+        return (cost, True) if small and (self.in_use - self.passing) + head > self.capacity else None
+
+
+# The one budget of this process: every decode_image call draws on it.
+DECODE_BUDGET = DecodeBudget()
+
+
+def configure_decode_budget(settings) -> None:
+    """Size this process's decode budget from FOODCLF_DECODE_BUDGET_MP and FOODCLF_DECODE_WAIT_S.
+
+    Also makes freed decodes go back to the operating system (see return_large_frees).
+    """
+    DECODE_BUDGET.configure(settings.decode_budget_pixels, settings.decode_wait_s)
+    return_large_frees()
+
+
+# glibc's mallopt parameter number (malloc.h); 1 MiB: every image buffer is larger.
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 1024 * 1024
+_large_frees_returned = False
+
+
+def return_large_frees() -> bool:
+    """Have glibc map every allocation of 1 MiB or more on its own, so freeing it returns it to the OS.
+
+    By default glibc raises that threshold after the first large free, and Pillow's image blocks
+    then come from per-thread heaps that keep freed memory: the budget bounds what decodes hold,
+    but the process's resident size would still creep up to the budget times the number of decoding
+    threads (measured with bench/soak.py: +1.05 GB at 24 clients, +0.24 GB with this). A no-op
+    where the C library is not glibc.
+
+    Returns:
+        Whether the setting is in force.
+    """
+    global _large_frees_returned
+    if not _large_frees_returned:
+        try:
+            libc = ctypes.CDLL(None)
+            _large_frees_returned = bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES))
+        except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt): nothing to tune
+            _large_frees_returned = False
+    return _large_frees_returned
+
+
 def load_image(
     source: ImageSource,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     name: str | None = None,
-    draft: int | None = None,
 ) -> LoadedImage:
     """Open a photo for the model: an upright RGB image, or a clear refusal.
 
@@ -128,39 +273,50 @@ def load_image(
         max_bytes: files larger than this are refused before they are read in full.
         max_pixels: images with more pixels are refused before they are decoded.
         name: the display name to keep (defaults to the path's or file object's name).
-        draft: if set, a large JPEG may be decoded at a reduced scale whose sides stay >= draft
-            pixels (the JPEG decoder's own downscaling: several times faster for phone photos
-            that the model shrinks to 224 px anyway). width/height still report the full size.
 
     Returns:
-        A LoadedImage whose `image` is RGB with EXIF orientation applied.
+        A LoadedImage whose `image` is RGB with EXIF orientation applied, at the model's scale
+        (see decode_image).
 
     Raises:
         ImageRejected: (or a subclass) with a message a moderator can act on.
+        DecodeBusy: the process's decode budget stayed full for FOODCLF_DECODE_WAIT_S.
     """
     data, source_name = read_source(source, max_bytes)
     name = display_name(name) if name else source_name
-    return decode_image(data, name=name, max_pixels=max_pixels, draft=draft)
+    return decode_image(data, name=name, max_pixels=max_pixels)
 
 
 def decode_image(
-    data: bytes, *, name: str = "photo", max_pixels: int = DEFAULT_MAX_PIXELS, draft: int | None = None
+    data: bytes,
+    *,
+    name: str = "photo",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    budget: DecodeBudget | None = None,
 ) -> LoadedImage:
-    """Decode bytes already read (see load_image for the checks made)."""
+    """Decode bytes already read: the one decode of every path (see load_image for the checks made).
+
+    The pixels are drawn from `budget` (default: the process's DECODE_BUDGET) while they are
+    decoded; the image returned has its shorter side at most MODEL_SIDE, so what outlives the
+    call is small whatever the file's size.
+    """
     if not data:
         raise ImageRejected("The file is empty.")
+    budget = DECODE_BUDGET if budget is None else budget
     image = _open_checked(data, max_pixels)
     fmt = image.format
     full_size = image.size
     try:
-        if draft and fmt in ("JPEG", "MPO") and min(full_size) >= 2 * draft:
-            image.draft("RGB", (draft, draft))
-        image.load()
-        upright = _upright(image)
-        rotated = upright.size != image.size and upright.size == image.size[::-1]
-        width, height = full_size[::-1] if rotated else full_size
-        rgb = _to_rgb(upright)
-    except ImageRejected:
+        if fmt in ("JPEG", "MPO") and min(full_size) > MODEL_SIDE:
+            image.draft("RGB", (MODEL_SIDE, MODEL_SIDE))  # the decoder's own 1/2, 1/4 or 1/8 scale
+        with budget.reserve(decode_cost(image)):
+            image.load()
+            upright = _upright(image)
+            rotated = upright.size != image.size and upright.size == image.size[::-1]
+            width, height = full_size[::-1] if rotated else full_size
+            rgb = _model_scale(_to_rgb(upright))
+            del upright
+    except (ImageRejected, DecodeBusy):
         raise
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.DecompressionBombError):
         # Pillow says "image file is truncated", "broken data stream", ... all mean the same to a person.
@@ -176,6 +332,34 @@ def decode_image(
         width=width,
         height=height,
     )
+
+
+def decode_cost(image: Image.Image) -> int:
+    """Budget pixels an opened image takes to decode: its pixels, more for modes that need extra copies."""
+    pixels = image.size[0] * image.size[1]
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return 3 * pixels  # read as float64 on the way to 8 bits
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La", "CMYK") or "transparency" in image.info:
+        return 2 * pixels  # composited onto white: RGBA copies
+    return pixels
+
+
+def model_scale(size: tuple[int, int]) -> tuple[int, int]:
+    """The size decode_image gives an image of `size`: shorter side at most MODEL_SIDE, aspect kept."""
+    width, height = size
+    shorter = min(width, height)
+    if shorter <= MODEL_SIDE:
+        return size
+    return max(1, round(width * MODEL_SIDE / shorter)), max(1, round(height * MODEL_SIDE / shorter))
+
+
+def _model_scale(image: Image.Image) -> Image.Image:
+    """A new RGB image at model_scale (a copy when no resize is needed: the decoded one is closed)."""
+    size = model_scale(image.size)
+    if size == image.size:
+        return image.copy()
+    # reducing_gap: a box reduce to about 3x the target first, then bicubic: fast and sharp enough.
+    return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
 def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
@@ -264,7 +448,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _high_depth_to_la(image: Image.Image) -> Image.Image:

@@ -60,6 +60,19 @@ class Settings:
     max_pixels: int = _setting(
         40_000_000, "FOODCLF_MAX_PIXELS", "Largest accepted image, in pixels (width x height), checked before decoding."
     )
+    decode_budget_mp: float = _setting(
+        64.0,
+        "FOODCLF_DECODE_BUDGET_MP",
+        "Megapixels that all photos being decoded at once may hold, per process (a 40 MP photo "
+        "holds about 120 MB while it decodes; RGBA/16-bit ones count double/triple). A photo "
+        "waits for room; set it to at least FOODCLF_MAX_PIXELS / 1,000,000 so the largest photo "
+        "does not wait for an idle server.",
+    )
+    decode_wait_s: float = _setting(
+        10.0,
+        "FOODCLF_DECODE_WAIT_S",
+        "Seconds a photo waits for decode budget before it is refused (the API answers 503 with Retry-After).",
+    )
     device: str = _setting("auto", "FOODCLF_DEVICE", "auto, cpu, cuda or cuda:N.")
     precision: str = _setting(
         "auto",
@@ -84,6 +97,8 @@ class Settings:
         _check(self.top_k >= 0, "FOODCLF_TOP_K", "0 or more")
         _check(self.max_upload_mb > 0, "FOODCLF_MAX_UPLOAD_MB", "more than 0")
         _check(self.max_pixels > 0, "FOODCLF_MAX_PIXELS", "more than 0")
+        _check(self.decode_budget_mp > 0, "FOODCLF_DECODE_BUDGET_MP", "more than 0")
+        _check(self.decode_wait_s >= 0, "FOODCLF_DECODE_WAIT_S", "0 or more")
         _check(self.batch_size >= 1, "FOODCLF_BATCH_SIZE", "1 or more")
         _check(self.workers >= 0, "FOODCLF_WORKERS", "0 or more")
         _check(self.precision in ("auto", "fp32", "bf16", "fp16"), "FOODCLF_PRECISION", "one of auto, fp32, bf16, fp16")
@@ -97,6 +112,10 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def decode_budget_pixels(self) -> int:
+        return int(self.decode_budget_mp * 1_000_000)
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Union
 
-from foodclf.errors import FoodclfError
+from foodclf.errors import FoodclfError, StorageFull
 from foodclf.files import write_atomically
 from foodclf.images import LoadedImage
 
@@ -38,16 +40,26 @@ class ImageStore:
         path = self.root / name
         if path.is_file() and path.stat().st_size == len(loaded.data):
             return name  # same content id, same bytes: nothing to do
-        write_atomically(path, lambda f: f.write(loaded.data), prefix=".incoming-", durable=True)
+        try:
+            # The temporary's name says which process writes it, so a restart can clear a killed writer's at once.
+            write_atomically(path, lambda f: f.write(loaded.data), prefix=f".incoming-{_WRITER}-", durable=True)
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(
+                    f"The disk holding the photos ({self.root}) is full, so this photo was not saved; "
+                    "please tell the administrator."
+                ) from err
+            raise
         return name
 
     def remove_leftovers(self, older_than: float = 3600.0) -> int:
-        """Delete temporaries of writes killed midway; recent ones may belong to a live writer."""
+        """Delete temporaries of writes killed midway: any older than `older_than` seconds, and at once
+        those of a process on this machine that is no longer running; others may belong to a live writer."""
         removed = 0
         cutoff = time.time() - older_than
         for temp in self.root.glob(".incoming-*.part"):
             try:
-                if temp.stat().st_mtime < cutoff:
+                if _writer_is_gone(temp.name) or temp.stat().st_mtime < cutoff:
                     temp.unlink()
                     removed += 1
             except FileNotFoundError:
@@ -76,6 +88,28 @@ class ImageStore:
     def exists(self, stored_path: str) -> bool:
         """Whether the stored path's file is there."""
         return self.path(stored_path).is_file()
+
+
+# "<host>.<pid>" of this process, in its temporaries' names ("." and "-" kept out of the host part).
+_WRITER = f"{re.sub(r'[^A-Za-z0-9]', '_', socket.gethostname())[:40]}.{os.getpid()}"
+_TEMP_WRITER = re.compile(r"\.incoming-(?P<host>[A-Za-z0-9_]+)\.(?P<pid>\d+)-")
+
+
+def _writer_is_gone(name: str) -> bool:
+    """Whether a temporary's writer ran on this machine and has exited (killed, most likely)."""
+    match = _TEMP_WRITER.match(name)
+    if match is None or match["host"] != _WRITER.split(".")[0]:
+        return False  # an older name, or another machine's process: only age can tell
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    return False
 
 
 def stored_name(content_id: str, extension: str) -> str:

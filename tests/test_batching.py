@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import tracemalloc
 
 import pytest
 
@@ -64,11 +63,21 @@ def test_stream_is_lazy_and_memory_stays_flat(classifier):
         pass
     assert len(taken) < 8 + 2 * 4 + 4  # only a couple of batches ahead
 
-    tracemalloc.start()
-    stream = classifier.classify_many((photo(size=(64, 64)) for _ in range(400)), batch_size=4, workers=2)
-    for i, _ in enumerate(stream):
-        if i == 50:
-            early = tracemalloc.get_traced_memory()[0]
-    late = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    assert late < early + 2_000_000  # 350 more photos, no growth beyond noise
+
+@pytest.mark.parametrize("ahead_bytes, most_taken", [(1, 4 + 2), (1 << 40, 4 + 2 * 4 + 1)])
+def test_look_ahead_counts_bytes_not_only_photos(classifier, ahead_bytes, most_taken):
+    """Big files: the look-ahead stops at ahead_bytes held, however few photos that is."""
+    taken = []
+    big = photo(size=(600, 600), quality=100)
+
+    def files():
+        for i in itertools.count():
+            taken.append(i)
+            yield big
+
+    stream = classifier.classify_many(files(), batch_size=4, workers=2, ahead_bytes=ahead_bytes)
+    next(iter(stream))
+    # First result: one batch (4) decoded; then at most one more photo (small budget) or two batches.
+    assert len(taken) <= most_taken
+    if ahead_bytes > 1:
+        assert len(taken) > 4 + 2  # the count limit alone lets more through: the byte limit is what held it

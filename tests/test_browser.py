@@ -1,7 +1,8 @@
 """End to end in a real browser: upload a photo, see the answer and the chart, confirm, find the review stored.
 
 Drives Debian's Chromium (`apt-get install chromium`) with Playwright for Python; no browser is
-ever downloaded. Skips, saying why, only where that Chromium is absent.
+ever downloaded. Where that Chromium is absent it skips, saying why, on a developer's machine,
+and FAILS under CI (CI=true, as CI services and .ci/run set it): CI must never pass without it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from browser_support import require_chromium
 from db.engine import close_database, open_database, session_scope
 from db.models import ReviewRow
 from server_support import running_dashboard
@@ -33,14 +35,12 @@ ARGS = [
 ]
 WAIT_MS = 120_000  # a cold server imports torch and loads the model, on 2 cores that CI may share
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed at /usr/bin/chromium "
-        "(apt-get install chromium; .ci/run does this where it can)",
-    ),
-]
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(autouse=True)
+def chromium():
+    require_chromium(CHROMIUM)
 
 
 def _photo(tmp_path: Path) -> Path:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
+import weakref
 from unittest.mock import ANY
 
 import pytest
 import torch
 
 from factories import photo
+from foodclf import classifier as classifier_module
 from foodclf.classifier import (
     Uncertainty,
     display_label,
     forget_classifiers,
     load_classifier,
+    loaded_models,
     pick_precision,
     quiet_transformers,
 )
@@ -87,6 +91,34 @@ def test_the_model_is_loaded_once_per_process(settings):
     first = load_classifier(settings)
     forget_classifiers()
     assert load_classifier(settings) is not first
+
+
+def test_a_third_model_releases_the_least_recently_used_one(settings, tmp_path):
+    forget_classifiers()
+    folders = [str(build_tiny_vit(tmp_path / f"model-{i}", seed=i)) for i in range(3)]
+    first = load_classifier(settings, folders[0])
+    first_weights = weakref.ref(first.model)
+    second = load_classifier(settings, folders[1])
+    assert load_classifier(settings, folders[0]) is first  # two fit: nothing reloaded
+    load_classifier(settings, folders[1])  # now the first is the least recently used
+    load_classifier(settings, folders[2])
+    assert loaded_models() == [folders[1], folders[2]]
+    assert load_classifier(settings, folders[1]) is second
+    del first
+    gc.collect()
+    assert first_weights() is None  # the released model's weights are freed
+
+
+def test_a_released_model_still_in_use_is_shared_not_loaded_twice(settings, tmp_path, monkeypatch):
+    forget_classifiers()
+    folders = [str(build_tiny_vit(tmp_path / f"model-{i}", seed=i)) for i in range(3)]
+    in_use = load_classifier(settings, folders[0])  # e.g. a request still running with it
+    load_classifier(settings, folders[1])
+    load_classifier(settings, folders[2])
+    assert folders[0] not in loaded_models()
+    monkeypatch.setattr(classifier_module, "_load", lambda *a: pytest.fail("loaded a second copy"))
+    assert load_classifier(settings, folders[0]).model is in_use.model
+    assert len(loaded_models()) == 2
 
 
 def test_zero_shot_with_a_custom_category_list(settings, tiny_clip_dir, images):
@@ -168,6 +200,11 @@ def test_bf16_agrees_with_fp32_on_the_top_label(settings, images):
     for a, b in zip(fp32, bf16):
         fast = {s["label"]: s["score"] for s in b.class_scores}
         assert math.isclose(a.top_score, fast[a.highest_probability_class], abs_tol=2e-3)
+    # The top-1 labels must match wherever fp32's lead is larger than bf16's rounding could undo
+    # (the tiny model's scores are close together; a near-tie may legitimately flip).
+    clear = [(a, b) for a, b in zip(fp32, bf16) if a.class_scores[0]["score"] - a.class_scores[1]["score"] > 1e-4]
+    assert len(clear) >= 4
+    assert [a.highest_probability_class for a, _ in clear] == [b.highest_probability_class for _, b in clear]
 
 
 def test_transformers_note_about_the_torchvision_backend_is_dropped_and_nothing_else():

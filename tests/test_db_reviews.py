@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from db import reviews as reviews_module
 from db.models import ImageRow, ReviewRow, utcnow
 from db.queue import count_queue
 from db.reviews import submit_review, undo_last_review
@@ -315,17 +316,61 @@ def test_undoing_a_skip_changes_nothing_but_the_log(session, make_image, make_re
     assert state(session, image) == (None, None)
 
 
-def test_undo_of_a_decision_someone_else_replaced_is_refused(session, make_image, make_review):
+def test_undo_skips_a_decision_someone_else_replaced_instead_of_getting_stuck(session, make_image, make_review):
+    """Alice's latest decision was replaced by Bob's: undo takes back her latest one still in effect."""
+    lunch, dinner = make_image(session), make_image(session, label="steak")
+    make_review(session, lunch, action="confirmed", reviewer="alice")
+    make_review(session, dinner, action="confirmed", reviewer="alice")
+    make_review(session, dinner, action="corrected", label="calzone", reviewer="bob")
+    undo = undo_last_review(session, "alice")
+    assert undo is not None and undo.image_id == lunch.id
+    assert state(session, lunch) == (None, None)
+    assert state(session, dinner) == ("corrected", "calzone")  # Bob's decision stands
+    assert undo_last_review(session, "alice") is None  # nothing of hers is in effect any more
+    assert [r[0] for r in reviews(session)] == ["confirmed", "confirmed", "corrected", "undone"]
+
+
+def test_undo_when_someone_else_replaced_every_decision_writes_nothing(session, make_image, make_review):
     image = make_image(session)
     make_review(session, image, action="confirmed", reviewer="alice")
     make_review(session, image, action="corrected", label="calzone", reviewer="bob")
-    with pytest.raises(
-        ReviewConflict,
-        match="reviewed by bob .* their decision stands, so there is nothing of yours to undo on this photo.",
-    ):
-        undo_last_review(session, "alice")
+    assert undo_last_review(session, "alice") is None
     assert state(session, image) == ("corrected", "calzone")
     assert [r[0] for r in reviews(session)] == ["confirmed", "corrected"]
+
+
+def test_undo_of_a_decision_replaced_while_undoing_is_refused(session, engine, make_image, make_review):
+    """The race: Bob decides between Alice's undo choosing its target and claiming the photo."""
+    image = make_image(session)
+    make_review(session, image, action="confirmed", reviewer="alice")
+    session.commit()
+    real_claim = reviews_module._claim
+
+    def bob_first(*args, **kwargs):
+        reviews_module._claim = real_claim  # Bob's own decision claims the photo as usual
+        with Session(engine) as other, other.begin():
+            other_image = other.get(ImageRow, image.id)
+            submit_review(
+                other,
+                image.id,
+                action="corrected",
+                final_label="calzone",
+                reviewer="bob",
+                expected_review_id=other_image.current_review_id,
+            )
+        return real_claim(*args, **kwargs)
+
+    reviews_module._claim = bob_first
+    try:
+        with pytest.raises(
+            ReviewConflict,
+            match="reviewed by bob .* their decision stands, so there is nothing of yours to undo on this photo.",
+        ):
+            undo_last_review(session, "alice")
+    finally:
+        reviews_module._claim = real_claim
+    session.rollback()
+    assert state(session, image) == ("corrected", "calzone")
 
 
 def test_a_review_is_undone_at_most_once(session, make_image, make_review):

@@ -14,7 +14,7 @@ from PIL import Image
 
 from factories import photo
 from foodclf.errors import ImageRejected, ImageTooLarge, UnsupportedImageType
-from foodclf.images import content_id, display_name, find_images, load_image
+from foodclf.images import MODEL_SIDE, content_id, display_name, find_images, load_image, model_scale
 from shared_data import HOSTILE_IMAGES
 
 
@@ -209,19 +209,30 @@ def test_shared_hostile_files_load_or_are_refused_clearly(name):
             assert (loaded.width, loaded.height) == (1, 2)
 
 
-def test_draft_decodes_a_big_jpeg_smaller_but_reports_its_full_size():
+def test_a_big_photo_is_decoded_at_the_model_scale_but_reports_its_full_size():
     big = photo(size=(2000, 1200))
-    full = load_image(big)
-    quick = load_image(big, draft=224)
-    assert (quick.width, quick.height) == (full.width, full.height) == (2000, 1200)
-    assert 224 <= min(quick.image.size) < 1200
-    assert quick.content_id == full.content_id
+    loaded = load_image(big)
+    assert (loaded.width, loaded.height) == (2000, 1200)
+    assert loaded.image.size == model_scale((2000, 1200)) == (round(2000 * MODEL_SIDE / 1200), MODEL_SIDE)
+    assert loaded.content_id == content_id(big)
 
 
-def test_draft_keeps_the_full_size_of_a_rotated_photo():
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "GIF"])
+def test_other_formats_are_brought_to_the_same_scale(fmt):
+    loaded = load_image(save(Image.new("RGB", (1800, 900), (200, 100, 50)), fmt))
+    assert loaded.image.size == (MODEL_SIDE * 2, MODEL_SIDE)
+    assert loaded.image.mode == "RGB"
+
+
+def test_a_small_photo_is_kept_as_it_is():
+    loaded = load_image(photo(size=(320, 240)))
+    assert loaded.image.size == (320, 240)
+
+
+def test_the_full_size_of_a_rotated_photo_is_kept():
     image = Image.new("RGB", (1600, 900), (200, 100, 50))
     exif = Image.Exif()
     exif[0x0112] = 6
-    quick = load_image(save(image, "JPEG", exif=exif.tobytes()), draft=224)
-    assert (quick.width, quick.height) == (900, 1600)
-    assert quick.image.width < quick.image.height
+    loaded = load_image(save(image, "JPEG", exif=exif.tobytes()))
+    assert (loaded.width, loaded.height) == (900, 1600)
+    assert loaded.image.width == MODEL_SIDE < loaded.image.height

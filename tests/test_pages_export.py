@@ -7,6 +7,9 @@ import io
 import json
 import zipfile
 
+from db.engine import session_scope
+from db.models import ImageRow
+from foodclf.store import ImageStore
 from pages_support import clear_streamlit_caches, run, seed_photo, seed_review, texts
 
 PAGE = "export.py"
@@ -76,10 +79,18 @@ def test_image_folder_zip_for_chosen_labels(dashboard):
     with zipfile.ZipFile(io.BytesIO(built.data)) as archive:
         names = sorted(archive.namelist())
         metadata = list(csv.DictReader(io.StringIO(archive.read("metadata.csv").decode("utf-8"))))
+        exported = {r["label"]: archive.read(r["file_name"]) for r in metadata}
     assert len(names) == 3 and names[-1] == "pizza/" + names[-1].split("/")[1]
     assert sorted(r["label"] for r in metadata) == ["flat_bread", "pizza"]
     assert all(r["file_name"] in names for r in metadata)
-    assert ids  # every exported photo's bytes came from the image store
+    # Every exported photo is byte for byte the one stored for its decision.
+    store = ImageStore(dashboard.settings.image_dir)
+    with session_scope(dashboard.engine) as session:
+        stored = {
+            label: store.read(session.get(ImageRow, ids[key]).stored_path)
+            for key, label in (("a", "pizza"), ("b", "flat_bread"))
+        }
+    assert exported == stored and stored["pizza"] != stored["flat_bread"]
 
 
 def test_changing_the_choice_drops_the_built_file(dashboard):

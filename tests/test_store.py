@@ -97,3 +97,21 @@ def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temporary(tmp_path
         write_atomically(target, half)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in target.parent.iterdir()) == ["ab.npy"]
+
+
+def test_a_killed_writers_temporary_is_removed_at_once_a_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    from foodclf import store
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = store._WRITER.split(".")[0]
+    dead = tmp_path / f".incoming-{host}.{int(gone.stdout)}-abc.part"
+    mine = tmp_path / f".incoming-{store._WRITER}-def.part"
+    parent = tmp_path / f".incoming-{host}.{os.getppid()}-ghi.part"
+    elsewhere = tmp_path / f".incoming-otherhost.{int(gone.stdout)}-jkl.part"
+    for temp in (dead, mine, parent, elsewhere):
+        temp.write_bytes(b"half")
+    assert ImageStore(tmp_path).remove_leftovers() == 1
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in (mine, parent, elsewhere))

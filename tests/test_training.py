@@ -148,6 +148,13 @@ def test_full_mode_fine_tunes_and_saves_the_same_kind_of_folder(settings, photos
     assert report.validation["photos"] == 6
     model = AutoModelForImageClassification.from_pretrained(report.folder, local_files_only=True)
     assert model.config.num_labels == 3
+    # Fine-tuning changed the network itself, not only the new head the linear probe fitted first.
+    base = AutoModelForImageClassification.from_pretrained(tiny_model_dir, local_files_only=True).state_dict()
+    tuned = model.state_dict()
+    body = [name for name in base if not name.startswith("classifier.")]
+    assert body and all(name in tuned for name in body)
+    changed = [name for name in body if not torch.equal(base[name], tuned[name])]
+    assert len(changed) > len(body) // 2, f"only {len(changed)} of {len(body)} body tensors changed"
 
 
 def test_unreadable_duplicate_and_conflicting_photos_are_left_out_by_name(

@@ -15,6 +15,7 @@ import streamlit as st
 from db.engine import open_database
 from foodclf import export, insights, jobs, model_registry, moderation, thumbnails
 from foodclf.classifier import Classifier, forget_classifiers, load_classifier
+from foodclf.images import configure_decode_budget
 from foodclf.settings import Settings, load_settings
 
 STATS_TTL = 60  # seconds: fresh enough for product staff, cheap at a million rows
@@ -22,7 +23,9 @@ STATS_TTL = 60  # seconds: fresh enough for product staff, cheap at a million ro
 
 def settings() -> Settings:
     """This process's settings (load_settings is the one place that reads the environment)."""
-    return load_settings()
+    settings = load_settings()
+    configure_decode_budget(settings)  # every upload's decode in this server draws on it
+    return settings
 
 
 # ---- the database ---------------------------------------------------------------------------
@@ -45,7 +48,7 @@ def engine():
 # ---- the classifier -------------------------------------------------------------------------
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=2)  # as foodclf.classifier.KEEP_MODELS: no pile-up
 def _model_load(model: str, _settings: Settings) -> Future:
     """Start loading the model in a thread, once per process: pages that don't need it stay usable."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="foodclf-model-load")

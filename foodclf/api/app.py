@@ -14,7 +14,9 @@ from foodclf.api.routes import health, v1
 from foodclf.api.uploads import MAX_BATCH_FILES, MULTIPART_OVERHEAD
 from foodclf.classifier import Classifier
 from foodclf.errors import SettingsError
+from foodclf.images import configure_decode_budget
 from foodclf.settings import Settings, is_loopback
+from foodclf.store import ImageStore
 
 DESCRIPTION = """Tags food photos with the active model and stores each photo and prediction
 in the moderators' review queue, exactly as a dashboard upload is.
@@ -38,10 +40,12 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> Fast
     Returns:
         The ASGI application (serve it with uvicorn, or wrap it in FastAPI's TestClient).
     """
+    configure_decode_budget(settings)  # every upload's decode draws on it; a full budget answers 503
     model = ModelSlot(classifier)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        ImageStore(settings.image_dir).remove_leftovers()  # half-written photos of a killed server
         model.start_loading(settings)
         yield
         model.stop()

@@ -10,11 +10,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from foodclf.errors import (
+    DatabaseBusy,
+    DecodeBusy,
     FoodclfError,
     ImageRejected,
     ImageTooLarge,
     ModelUnavailable,
     StorageFailed,
+    StorageFull,
     UnsupportedImageType,
 )
 
@@ -26,6 +29,9 @@ STATUS_BY_ERROR = [
     (UnsupportedImageType, 415, "unsupported_image_type"),
     (ImageRejected, 400, "image_rejected"),
     (ModelUnavailable, 503, "model_unavailable"),
+    (DecodeBusy, 503, "busy"),
+    (DatabaseBusy, 503, "database_busy"),  # a StorageFailed: before it
+    (StorageFull, 507, "storage_full"),  # likewise
     (StorageFailed, 503, "storage_unavailable"),
 ]
 
@@ -36,6 +42,7 @@ CODE_BY_STATUS = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    507: "storage_full",
     422: "invalid_request",
     503: "not_ready",
 }
@@ -78,7 +85,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FoodclfError)
     async def foodclf_error(request: Request, err: FoodclfError) -> JSONResponse:
         status, code = describe_error(err)
-        return error_response(status, code, str(err))
+        retry_after = getattr(err, "retry_after", None)  # DecodeBusy, DatabaseBusy: worth trying again soon
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return error_response(status, code, str(err), headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:

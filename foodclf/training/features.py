@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 
 from foodclf.errors import FoodclfError
 from foodclf.files import write_atomically
-from foodclf.images import load_image
+from foodclf.images import DECODE_VERSION, load_image
 from foodclf.training.data import LabelledPhoto
 
 # Part of the cache key of augmented views: bump it when augmented_view changes.
@@ -24,14 +24,17 @@ AUGMENT_VERSION = "rrc35-flip-1"
 
 
 class FeatureCache:
-    """One small .npy per photo (and per augmented view) under <cache_dir>/features/<backbone fingerprint>/.
+    """One small .npy per photo (and per augmented view) under <cache_dir>/features/<key>/.
 
-    A new backbone (other weights, preprocessing or precision) gets a new folder, so a stale
-    feature is never read; a photo seen before costs a file read instead of a forward pass.
+    The key is the backbone fingerprint and the decode version: a new backbone (other weights,
+    preprocessing or precision) or a new way of decoding photos (foodclf.images.DECODE_VERSION)
+    gets a new folder, so a stale feature is never read; a photo seen before costs a file read
+    instead of a forward pass.
     """
 
     def __init__(self, cache_dir, fingerprint: str):
-        self.root = Path(cache_dir).expanduser() / "features" / fingerprint[:32]
+        key = hashlib.sha256(f"{fingerprint}:{DECODE_VERSION}".encode()).hexdigest()[:32]
+        self.root = Path(cache_dir).expanduser() / "features" / key
         self.hits = 0
         self.misses = 0
 

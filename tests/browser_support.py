@@ -1,0 +1,24 @@
+"""Whether the browser test may skip: on a developer's machine yes, under CI never."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+MISSING = "Debian's chromium is not installed at {path} (apt-get install chromium; .ci/run does this where it can)"
+
+
+def in_ci(environ=os.environ) -> bool:
+    """CI services set CI=true; so does .ci/run."""
+    return environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require_chromium(path: Path, environ=os.environ) -> None:
+    """Skip where Chromium is absent, except under CI, where its absence fails the run."""
+    if path.exists():
+        return
+    if in_ci(environ):
+        pytest.fail(f"CI=true but {MISSING.format(path=path)}; the browser test must run in CI.", pytrace=False)
+    pytest.skip(MISSING.format(path=path))
