@@ -124,3 +124,24 @@ def test_the_streamlit_config_matches_the_settings():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] == Settings().max_upload_mb  # the uploader refuses what the loader would
     assert config["client"]["showErrorDetails"] == "none"  # tracebacks stay in the server log
+
+
+def test_no_silent_fallback_when_the_database_cannot_say_which_model_is_in_use(dashboard, monkeypatch, caplog):
+    """Classifying with FOODCLF_MODEL instead would store its answers as if the team's model gave them."""
+    from sqlalchemy.exc import OperationalError
+
+    from foodclf import model_registry
+    from foodclf.errors import ModelUnavailable
+    from ui import cache
+
+    def unreadable(settings):
+        raise OperationalError("SELECT active model", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(model_registry, "active_model_name", unreadable)
+    at = run(_dashboard("Ana"))
+    sidebar = " ".join(texts(at.sidebar.markdown) + texts(at.sidebar.caption))
+    assert "No model" in sidebar and "cannot say which model is in use" in sidebar
+    assert "cannot read the active model" in caplog.text
+    # Every page that classifies asks the same function, which refuses rather than guessing.
+    with pytest.raises(ModelUnavailable, match="cannot say which model is in use"):
+        cache.classifier()

@@ -6,6 +6,7 @@ moderator); figures use `st.cache_data` with a short TTL and are cleared after e
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from typing import Optional
@@ -15,8 +16,11 @@ import streamlit as st
 from db.engine import open_database
 from foodclf import export, insights, jobs, model_registry, moderation, thumbnails
 from foodclf.classifier import Classifier, forget_classifiers, load_classifier
+from foodclf.errors import ModelUnavailable
 from foodclf.images import configure_decode_budget
 from foodclf.settings import Settings, load_settings
+
+log = logging.getLogger("foodclf.dashboard")
 
 STATS_TTL = 60  # seconds: fresh enough for product staff, cheap at a million rows
 
@@ -63,13 +67,24 @@ def _active_model_name(database_url: str, default_model: str, _settings: Setting
     return model_registry.active_model_name(_settings)
 
 
+UNKNOWN_MODEL = (
+    "The database cannot say which model is in use, so nothing is classified until it can (classifying "
+    "with another model would store its answers as the team's). The details are in the server log."
+)
+
+
 def model_name() -> str:
-    """The model in use: the active trained model, else FOODCLF_MODEL."""
+    """The model in use: the active trained model, else FOODCLF_MODEL.
+
+    Raises:
+        ModelUnavailable: the database cannot be read; never a silent guess at the model.
+    """
     current = settings()
     try:
         return _active_model_name(current.database_url, current.model, current)
-    except Exception:  # noqa: BLE001  (no database yet must not cost moderators the model)
-        return current.model
+    except Exception as err:  # noqa: BLE001  (any database failure: said and logged, never guessed past)
+        log.error("cannot read the active model from %s", current.database_url, exc_info=err)
+        raise ModelUnavailable(UNKNOWN_MODEL) from err
 
 
 def classifier(wait: bool = True) -> Optional[Classifier]:
@@ -88,8 +103,12 @@ def classifier(wait: bool = True) -> Optional[Classifier]:
 
 
 def model_is_loading() -> bool:
-    """True while the first load is still running."""
-    return not _model_load(model_name(), settings()).done()
+    """True while the first load is still running (False when there is no model to wait for)."""
+    try:
+        name = model_name()
+    except ModelUnavailable:
+        return False  # classifier() says why
+    return not _model_load(name, settings()).done()
 
 
 def reload_model() -> None:
