@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -116,6 +117,9 @@ class ImageRow(Base):
     prediction_id: Mapped[Optional[int]] = mapped_column(Integer)
     top_label: Mapped[Optional[str]] = mapped_column(String(LABEL_LENGTH))
     top_score: Mapped[Optional[float]] = mapped_column(Float)
+    # 0010: the latest prediction's top-1 minus top-2 score, and its entropy: the queue's other orders.
+    top_margin: Mapped[Optional[float]] = mapped_column(Float)
+    top_entropy: Mapped[Optional[float]] = mapped_column(Float)
 
     # The decision in force (latest not skipped, not undone); NULL means unreviewed.
     # It is also the version the optimistic-concurrency check compares.
@@ -147,6 +151,9 @@ class ImageRow(Base):
         Index("ix_images_added_review", "added_at", "current_review_id"),
         # 0004: a final label's photos in a date range, newest first, for the browser.
         Index("ix_images_final_added", "current_label", "added_at"),
+        # 0010: queue orders by smallest margin and by highest entropy, as ix_images_queue_score.
+        Index("ix_images_queue_margin", "current_review_id", "top_margin", "id", "top_label", "added_at", "source"),
+        Index("ix_images_queue_entropy", "current_review_id", "top_entropy", "id", "top_label", "added_at", "source"),
     )
 
     def __repr__(self) -> str:
@@ -166,6 +173,10 @@ class PredictionRow(Base):
     top_score: Mapped[float] = mapped_column(Float)
     scores: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{"label", "score"}], highest first
     uncertain: Mapped[bool] = mapped_column(Boolean)
+    # 0010: every score, float16 in the model's label order (see db.scores and ScoreLayout).
+    all_scores: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    margin: Mapped[Optional[float]] = mapped_column(Float)  # top-1 minus top-2
+    entropy: Mapped[Optional[float]] = mapped_column(Float)  # in nats; from the top k only before 0010
     latency_ms: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -178,6 +189,19 @@ class PredictionRow(Base):
 
     def __repr__(self) -> str:
         return f"PredictionRow(id={self.id!r}, image_id={self.image_id!r}, top_label={self.top_label!r})"
+
+
+class ScoreLayout(Base):
+    """The label order of a model's score vectors (0010): stored once per weights fingerprint."""
+
+    __tablename__ = "score_layouts"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    labels: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"ScoreLayout(fingerprint={self.fingerprint[:12]!r}, labels={len(self.labels)})"
 
 
 class ReviewRow(Base):
@@ -228,6 +252,11 @@ class TrainedModel(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
     active: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 0006: {"folders": [paths], "database": [export filters]}: the photos it learnt from, replayed by a
+    # retrain that starts from it (None: unknown, e.g. registered before 0006).
+    training_source: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    # 0006: each activation through the promotion gate, oldest first: verdict, table, forced by whom and why.
+    promotions: Mapped[Optional[list[dict[str, Any]]]] = mapped_column(JSON)
 
     def __repr__(self) -> str:
         return f"TrainedModel(id={self.id!r}, name={self.name!r}, active={self.active!r})"

@@ -17,8 +17,12 @@ from db.models import SOURCES, ImageRow, PredictionRow, ReviewRow, as_utc
 from db.records import ImageSummary, summary_select, to_summary
 from foodclf.labels import clean_reviewer_name
 
-# least_confident (default): lowest top score first, what a moderator should look at first.
-ORDERS = ("least_confident", "most_confident", "newest", "oldest")
+# Which photos a moderator's minute is worth most: least_confident (default: lowest top score first),
+# smallest_margin (top-1 minus top-2 score: the model torn between two labels), highest_entropy (its
+# scores spread over many labels), disagrees (decided photos whose latest prediction, e.g. after
+# `reclassify` with a new model, differs from the decision: a second look); then the plain orders.
+STRATEGIES = ("least_confident", "smallest_margin", "highest_entropy", "disagrees")
+ORDERS = STRATEGIES + ("most_confident", "newest", "oldest")
 MAX_PAGE = 500
 
 
@@ -67,26 +71,29 @@ def review_queue(
     after: Optional[str] = None,
     limit: int = 20,
 ) -> Page:
-    """Unreviewed photos (skipped ones included), one page at a time.
+    """Unreviewed photos (skipped ones included), one page at a time; with order "disagrees", decided ones.
 
     Args:
         filters: which photos.
-        order: least_confident, most_confident, newest or oldest.
+        order: least_confident, smallest_margin, highest_entropy, disagrees (decided photos whose latest
+            prediction differs from the decision, newest first), most_confident, newest or oldest.
         after: the previous page's next_after; pages stay as fast at page 1,000 as at page 1.
         limit: photos per page, 1 to 500.
 
     Returns:
         A Page of ImageSummary; pass an item's current_review_id to submit_review as expected_review_id.
     """
-    stmt, score, where = _queue_parts(filters, by_score=order in ("least_confident", "most_confident"))
+    stmt, score, where = _queue_parts(filters, by_score=order in ("least_confident", "most_confident"), order=order)
     # With a fingerprint, predictions(fingerprint, top_score, image_id) is the index that is walked.
-    keys = _order_keys(order, score, PredictionRow.image_id if filters.fingerprint else ImageRow.id)
+    keys = _order_keys(
+        order, score, PredictionRow.image_id if filters.fingerprint else ImageRow.id, filters.fingerprint
+    )
     return _page(session, stmt.where(*where), keys, order, after, limit)
 
 
-def count_queue(session: Session, filters: QueueFilters = QueueFilters()) -> int:
-    """How many photos review_queue would list with the same filters."""
-    _, _, where = _queue_parts(filters)
+def count_queue(session: Session, filters: QueueFilters = QueueFilters(), *, order: str = "least_confident") -> int:
+    """How many photos review_queue would list with the same filters and order."""
+    _, _, where = _queue_parts(filters, order=order)
     stmt = select(func.count()).select_from(ImageRow)
     if filters.fingerprint:
         stmt = stmt.join(PredictionRow, _model_join(filters.fingerprint))
@@ -122,7 +129,9 @@ def count_images(session: Session, filters: BrowseFilters = BrowseFilters()) -> 
     return session.scalar(select(func.count()).select_from(ImageRow).where(*_browse_where(filters)))
 
 
-def _queue_parts(filters: QueueFilters, by_score: bool = True) -> tuple[Select, object, list]:
+def _queue_parts(
+    filters: QueueFilters, by_score: bool = True, order: str = "least_confident"
+) -> tuple[Select, object, list]:
     """The SELECT, the score column and the WHERE of the queue; by_score: the order is by score."""
     if filters.fingerprint:
         stmt = summary_select(_model_join(filters.fingerprint), inner=True)
@@ -137,7 +146,21 @@ def _queue_parts(filters: QueueFilters, by_score: bool = True) -> tuple[Select, 
         # Seeking rows by date or source instead, then reading and sorting them, took seconds.
         hide = unseekable
         filter_label, filter_score = (label, score) if by_score else (hide(label), hide(score))
-    where = [ImageRow.current_review_id.is_(None), score.is_not(None)]
+    if order == "disagrees":
+        # Decided photos the latest model labels otherwise, unless the decision was made looking at a
+        # prediction with that same label (the moderator already overruled it).
+        judged = ImageRow.judged_label
+        where = [
+            ImageRow.current_review_id.is_not(None),
+            score.is_not(None),
+            label != ImageRow.current_label,
+            or_(judged.is_(None), judged != label),
+        ]
+    else:
+        where = [ImageRow.current_review_id.is_(None), score.is_not(None)]
+        column = _strategy_column(order, filters.fingerprint)
+        if column is not None:
+            where.append(column.is_not(None))
     if filters.predicted_label:
         where.append(filter_label == filters.predicted_label)
     if filters.min_score is not None:
@@ -205,10 +228,23 @@ def _added_where(since, until, source, hide=lambda column: column) -> list:
     return where
 
 
-def _order_keys(order: str, score, image_id) -> list[tuple[object, bool]]:
+def _strategy_column(order: str, fingerprint):
+    """The column smallest_margin or highest_entropy sorts by (None for the other orders)."""
+    if order == "smallest_margin":
+        return PredictionRow.margin if fingerprint else ImageRow.top_margin
+    if order == "highest_entropy":
+        return PredictionRow.entropy if fingerprint else ImageRow.top_entropy
+    return None
+
+
+def _order_keys(order: str, score, image_id, fingerprint=None) -> list[tuple[object, bool]]:
     """(column, descending) pairs, score then image id; all one way, so one index scan serves the page."""
+    column = _strategy_column(order, fingerprint)
     keys = {
         "least_confident": [(score, False), (image_id, False)],
+        "smallest_margin": [(column, False), (image_id, False)],
+        "highest_entropy": [(column, True), (image_id, True)],
+        "disagrees": [(image_id, True)],
         "most_confident": [(score, True), (image_id, True)],
         "newest": [(image_id, True)],
         "oldest": [(image_id, False)],
@@ -239,6 +275,10 @@ def _cursor_value(item: ImageSummary, key: str):
         return item.image_id
     if key == "added_at":
         return item.added_at.isoformat()  # microseconds kept, so ties on the date resume by id
+    if key in ("top_margin", "margin"):
+        return item.margin
+    if key in ("top_entropy", "entropy"):
+        return item.entropy
     return item.predicted_score
 
 

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Optional
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
 
-from db.models import SOURCES, ImageRow, PredictionRow, ReviewRow
+from db.models import SOURCES, ImageRow, PredictionRow, ReviewRow, ScoreLayout, utcnow
+from db.scores import encode_scores, margin_and_entropy
 from foodclf.labels import LABEL_LENGTH, NAME_LENGTH
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ class ImageSummary:
     action: Optional[str]
     reviewed_at: Optional[datetime]
     reviewed_by: Optional[str]
+    margin: Optional[float] = None  # top-1 minus top-2 score of the prediction shown
+    entropy: Optional[float] = None  # of its scores, in nats
 
 
 def record_image(
@@ -86,6 +89,13 @@ def record_prediction(session: Session, image: ImageRow, result: "Classification
         return existing
     scores = [{"label": str(s["label"]), "score": float(s["score"])} for s in result.class_scores]
     top_score = scores[0]["score"] if scores else 0.0
+    every = list(getattr(result, "all_scores", ()) or ())
+    labels = list(getattr(result, "score_labels", ()) or ())
+    vector = None
+    if every and len(every) == len(labels):
+        ensure_layout(session, result.fingerprint, labels)
+        vector = encode_scores(every)
+    margin, entropy = margin_and_entropy(every if vector is not None else [s["score"] for s in scores])
     _insert_if_absent(
         session,
         PredictionRow,
@@ -99,14 +109,30 @@ def record_prediction(session: Session, image: ImageRow, result: "Classification
             scores=scores,
             uncertain=bool(result.uncertain),
             latency_ms=float(result.latency_ms),
+            all_scores=vector,
+            margin=margin,
+            entropy=entropy,
         ),
     )
     prediction = session.scalars(select(PredictionRow).where(where)).one()
     image.prediction_id = prediction.id
     image.top_label = prediction.top_label
     image.top_score = prediction.top_score
+    image.top_margin = prediction.margin
+    image.top_entropy = prediction.entropy
     session.flush()
     return prediction
+
+
+def ensure_layout(session: Session, fingerprint: str, labels: list[str]) -> None:
+    """Record a model's label order once (its fingerprint covers the labels, so it never changes)."""
+    if session.get(ScoreLayout, fingerprint) is None:
+        _insert_if_absent(
+            session,
+            ScoreLayout,
+            ["fingerprint"],
+            dict(fingerprint=fingerprint, labels=list(labels), created_at=utcnow()),
+        )
 
 
 def find_image(session: Session, key: int | str) -> Optional[ImageRow]:
@@ -224,6 +250,8 @@ def to_summary(row) -> ImageSummary:
         action=image.current_action,
         reviewed_at=image.reviewed_at,
         reviewed_by=reviewer,
+        margin=prediction.margin if prediction else None,
+        entropy=prediction.entropy if prediction else None,
     )
 
 

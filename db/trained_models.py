@@ -23,8 +23,12 @@ def register_model(
     train_size: int,
     created_by: str,
     activate: bool = False,
+    training_source: Optional[dict[str, Any]] = None,
 ) -> TrainedModel:
     """Record a trained model; with activate=True it becomes the only active one.
+
+    Args:
+        training_source: {"folders": [...], "database": [filters...]}: what a retrain from it replays.
 
     Raises:
         FoodclfError: a model with this name is already registered.
@@ -44,6 +48,7 @@ def register_model(
         created_by=created_by[:NAME_LENGTH] or "unknown",
         created_at=utcnow(),
         active=False,
+        training_source=dict(training_source) if training_source is not None else None,
     )
     session.add(model)
     session.flush()
@@ -65,8 +70,7 @@ def set_active_model(session: Session, model: Optional[int | str]) -> Optional[T
     """
     chosen = None
     if model is not None:
-        where = TrainedModel.id == model if isinstance(model, int) else TrainedModel.name == model
-        chosen = session.scalars(select(TrainedModel).where(where)).first()
+        chosen = find_model(session, model)
         if chosen is None:
             raise FoodclfError(f"There is no trained model {model!r}; pick one from the list.")
     # Deactivate everything, then activate one, in the caller's transaction: never two active.
@@ -75,6 +79,19 @@ def set_active_model(session: Session, model: Optional[int | str]) -> Optional[T
         chosen.active = True
         session.flush()
     return chosen
+
+
+def find_model(session: Session, model: int | str) -> Optional[TrainedModel]:
+    """The registered model with this id or name, or None."""
+    where = TrainedModel.id == model if isinstance(model, int) else TrainedModel.name == model
+    return session.scalars(select(TrainedModel).where(where)).first()
+
+
+def record_promotion(session: Session, model: TrainedModel, entry: dict[str, Any]) -> None:
+    """Append an activation record (verdict, table, forced by whom and why) to the model's promotions."""
+    # A new list, so the JSON column is seen as changed.
+    model.promotions = [*(model.promotions or []), dict(entry)]
+    session.flush()
 
 
 def active_model(session: Session) -> Optional[TrainedModel]:

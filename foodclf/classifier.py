@@ -54,6 +54,9 @@ class ClassificationResult:
     model_id: str
     fingerprint: str
     latency_ms: float = 0.0
+    # Every score, in the model's label order (score_labels): stored compactly with each prediction.
+    all_scores: tuple[float, ...] = ()
+    score_labels: tuple[str, ...] = ()
 
     @property
     def top_score(self) -> float:
@@ -95,6 +98,7 @@ class Classifier:
     uncertainty: Uncertainty = field(default_factory=Uncertainty)
     top_k: int = 5
     zero_shot: bool = False
+    temperature: float = 1.0  # logits are divided by it before the softmax (saved with the model; see TEMPERATURE_KEY)
     load_seconds: float = 0.0
     gate: FoodGate | None = None  # the not-food gate (foodclf.food_gate), applied in postprocess
     note: str = ""  # what a person must know about this model, e.g. that it is the offline starter model
@@ -146,10 +150,15 @@ class Classifier:
         """Logits -> one ClassificationResult per row, scores sorted, top_k clamped to the label count."""
         k = self.top_k if top_k is None else top_k
         k = len(self.labels) if k <= 0 else min(k, len(self.labels))
+        if self.temperature != 1.0:
+            # The calibration temperature scales the dish head's logits (the gate's ImageNet ones follow them).
+            dishes = len(self.gate.dish_labels) if self.gate is not None and self.gate.dish_labels else logits.shape[1]
+            logits = torch.cat([logits[:, :dishes] / self.temperature, logits[:, dishes:]], dim=1)
         probabilities = self.gate.probabilities(logits) if self.gate is not None else logits.softmax(dim=-1)
         scores, indices = probabilities.sort(dim=-1, descending=True)
         results = []
-        for row_scores, row_indices in zip(scores.tolist(), indices.tolist()):
+        labels = tuple(self.labels)
+        for row_scores, row_indices, row_all in zip(scores.tolist(), indices.tolist(), probabilities.tolist()):
             class_scores = [
                 {"label": self.labels[i], "score": float(s)} for i, s in zip(row_indices[:k], row_scores[:k])
             ]
@@ -161,6 +170,8 @@ class Classifier:
                     model_id=self.model_id,
                     fingerprint=self.fingerprint,
                     latency_ms=latency_ms,
+                    all_scores=tuple(row_all),
+                    score_labels=labels,
                 )
             )
         return results
@@ -493,6 +504,7 @@ def _image_classifier(model_id: str, model, processor, device: torch.device, pre
         precision=precision,
         fingerprint=fingerprint,
         gate=gate,
+        temperature=saved_temperature(model),
     )
 
 
@@ -517,6 +529,17 @@ def _load_zero_shot(model_id: str, settings: Settings, device, precision, offlin
     )
     classifier._text_embeds = text / text.norm(dim=-1, keepdim=True)
     return classifier
+
+
+# config.json key of the temperature fitted at the end of training (foodclf.training.calibration):
+# logits are divided by it before the softmax, so scores read as probabilities.
+TEMPERATURE_KEY = "foodclf_temperature"
+
+
+def saved_temperature(model: torch.nn.Module) -> float:
+    """The calibration temperature saved with a model (1.0: none)."""
+    value = getattr(model.config, TEMPERATURE_KEY, None)
+    return float(value) if isinstance(value, (int, float)) and value > 0 else 1.0
 
 
 def weights_fingerprint(model: torch.nn.Module, labels: Sequence[str]) -> str:

@@ -12,6 +12,9 @@ import logging
 import sys
 from datetime import date
 
+from tqdm import tqdm
+
+from db.engine import open_database
 from db.export_rows import ExportFilters
 from db.models import SOURCES
 from foodclf.api.app import check_exposure, create_app
@@ -20,8 +23,12 @@ from foodclf.errors import FoodclfError
 from foodclf.evaluation.report import evaluate_model
 from foodclf.images import configure_decode_budget, find_images
 from foodclf.ingest import IngestOutcome, ingest_folder
+from foodclf.label_import import import_labels
 from foodclf.labels import display_label, normalise_label
-from foodclf.model_registry import active_model_name
+from foodclf.model_registry import active_model_name, trained_models
+from foodclf.promotion import PromotionRefused, activate_model, compare_models
+from foodclf.reclassify import count_photos
+from foodclf.reclassify import reclassify as reclassify_photos
 from foodclf.settings import Settings, load_settings
 from foodclf.training.backbone import CURRENT, EFFICIENTNET_LITE0
 from foodclf.training.train import train_model
@@ -138,7 +145,18 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-refit", action="store_true", help="head mode: keep the head fitted without the validation photos"
     )
-    parser.add_argument("--activate", action="store_true", help="make the new model the one in use")
+    parser.add_argument(
+        "--activate",
+        action="store_true",
+        help="make the new model the one in use, unless it is worse on the frozen evaluation photos",
+    )
+    parser.add_argument("--force-reason", help="with --activate: switch even if it is worse; the reason is kept")
+    parser.add_argument(
+        "--no-keep",
+        action="store_true",
+        help="with --base current: learn only the photos' labels (default: keep the model's labels, replay its "
+        "training photos and distil its scores)",
+    )
     parser.add_argument("--no-register", action="store_true", help="do not record the model in the database")
     parser.add_argument("--json", action="store_true", help="print the training report as JSON")
 
@@ -173,8 +191,116 @@ def train(args: argparse.Namespace, settings: Settings) -> int:
         register=not args.no_register,
         activate=args.activate,
         bars=not args.json,
+        force_reason=args.force_reason,
+        keep_labels=False if args.no_keep else None,
     )
     print(json.dumps(report.to_dict(), default=str) if args.json else report.summary())
+    if report.refused:
+        print(f"foodclf train: not switched on: {report.refused}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ---- labels import ----------------------------------------------------------------------------
+
+
+def _labels_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="import")
+    importing = actions.add_parser(
+        "import", help="add the labels of a CSV (columns path or content_id, label, note) or JSONL file"
+    )
+    importing.add_argument("file", metavar="FILE", help="a .csv with a header, or a .jsonl / .ndjson file")
+    importing.add_argument("--reviewer", help="who the labels are recorded as decided by (default: FOODCLF_REVIEWER)")
+    importing.add_argument("--json", action="store_true", help="print the report as JSON")
+    importing.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def labels(args: argparse.Namespace, settings: Settings) -> int:
+    """Import labels as reviews; bad rows are listed with their line number and reason."""
+    reviewer = args.reviewer or settings.reviewer
+    if not (reviewer or "").strip():
+        print(
+            "foodclf labels import: give --reviewer NAME (who the labels are recorded as decided by).", file=sys.stderr
+        )
+        return 2
+    bar = tqdm(unit="row", desc="labels", file=sys.stderr, disable=args.json or args.no_progress)
+
+    def row_done(line: int, refusal) -> None:
+        if refusal:
+            tqdm.write(f"line {line}: {refusal}", file=sys.stderr)
+        bar.update(1)
+
+    try:
+        report = import_labels(settings, args.file, reviewer=reviewer, on_row=row_done)
+    finally:
+        bar.close()
+    print(json.dumps(report.to_dict(), ensure_ascii=False) if args.json else f"foodclf labels: {report.summary()}.")
+    return 1 if report.refused else 0
+
+
+# ---- reclassify -------------------------------------------------------------------------------
+
+
+def _reclassify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model folder or hub id (default: the model in use)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def reclassify(args: argparse.Namespace, settings: Settings) -> int:
+    """Classify every stored photo with the model in use; resumable."""
+    bar = tqdm(
+        total=count_photos(settings),
+        unit="photo",
+        desc="reclassify",
+        file=sys.stderr,
+        disable=args.json or args.no_progress,
+        dynamic_ncols=True,
+    )
+    try:
+        report = reclassify_photos(settings, model=args.model, on_photo=bar.update)
+    finally:
+        bar.close()
+    print(json.dumps(report.to_dict()) if args.json else f"foodclf reclassify: {report.summary()}.")
+    return 1 if report.failed else 0
+
+
+# ---- activate ---------------------------------------------------------------------------------
+
+
+def _activate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="registered model: id or name; 'base' for FOODCLF_MODEL")
+    parser.add_argument(
+        "--force",
+        metavar="REASON",
+        help="switch even if it is worse on the frozen evaluation photos; the reason is kept",
+    )
+    parser.add_argument("--compare", action="store_true", help="only compare it with the model in use")
+    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
+
+def activate(args: argparse.Namespace, settings: Settings) -> int:
+    """Switch the model in use through the promotion gate."""
+    model = None if args.model == "base" else int(args.model) if args.model.isdigit() else args.model
+    if args.compare:
+        chosen = next((m for m in trained_models(open_database(settings)) if model in (m.id, m.name)), None)
+        if model is not None and chosen is None:
+            print(f"foodclf activate: there is no trained model {args.model!r}.", file=sys.stderr)
+            return 2
+        comparison = compare_models(settings, chosen.path if chosen else settings.model)
+        print(json.dumps(comparison.to_dict()) if args.json else comparison.text())
+        return 0
+    if args.force is not None and not args.force.strip():
+        print(
+            'foodclf activate: --force needs a reason (e.g. --force "the slice lacks the new dish").', file=sys.stderr
+        )
+        return 2
+    try:
+        comparison = activate_model(settings, model, force_reason=args.force, by=settings.reviewer)
+    except PromotionRefused as err:
+        print(json.dumps(err.comparison.to_dict()) if args.json else f"foodclf activate: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(comparison.to_dict()) if args.json else f"Switched to {args.model}.\n{comparison.text()}")
     return 0
 
 
@@ -233,6 +359,17 @@ COMMANDS = {
     "ingest": ("Classify every photo in a folder into the database and image store.", _ingest_arguments, ingest),
     "train": ("Train a new model from labelled photos or the moderators' reviews.", _train_arguments, train),
     "evaluate": ("Measure a model on a folder of labelled photos.", _evaluate_arguments, evaluate),
+    "labels": ("Import labels from a CSV or JSON Lines file as moderators' reviews.", _labels_arguments, labels),
+    "reclassify": (
+        "Classify every stored photo again with the model in use (resumable).",
+        _reclassify_arguments,
+        reclassify,
+    ),
+    "activate": (
+        "Switch the model in use, unless the promotion gate refuses it.",
+        _activate_arguments,
+        activate,
+    ),
     "serve": ("Start the HTTP API.", _serve_arguments, serve),
 }
 

@@ -27,6 +27,13 @@ ACTION_WORDS = {
     "not_food": "Marked not food",
     "skipped": "Skipped",
 }
+# The queue's strategies (db.queue.STRATEGIES), as moderators read them.
+QUEUE_ORDERS = {
+    "least_confident": "Least confident first",
+    "smallest_margin": "Torn between two labels first",
+    "highest_entropy": "Most spread-out scores first",
+    "disagrees": "Decided, but the newest model disagrees",
+}
 
 
 @dataclass(frozen=True)
@@ -119,9 +126,10 @@ def next_in_queue(
     engine: Engine,
     filters: QueueFilters,
     exclude: frozenset[int] = frozenset(),
+    order: str = "least_confident",
 ) -> Optional[ImageSummary]:
-    """The least confident unreviewed photo matching the filters, passing over `exclude` (skipped this session)."""
-    page = queue_page(engine, filters, limit=1, exclude=exclude)
+    """The first photo of the queue in `order` (a key of QUEUE_ORDERS), passing over `exclude` (skipped)."""
+    page = queue_page(engine, filters, limit=1, exclude=exclude, order=order)
     return page[0] if page else None
 
 
@@ -131,14 +139,17 @@ def queue_page(
     *,
     limit: int,
     exclude: frozenset[int] = frozenset(),
+    order: str = "least_confident",
 ) -> list[ImageSummary]:
-    """Up to `limit` unreviewed photos, least confident first, without the excluded ones."""
+    """Up to `limit` photos of the queue in `order` (least confident first by default), without the excluded ones."""
     found: list[ImageSummary] = []
     after = None
     with session_scope(engine) as session:
         while len(found) < limit:
             # Skipped photos stay in the store's queue; ask for enough to step over ours in one go.
-            page = review_queue(session, filters, after=after, limit=min(500, limit - len(found) + len(exclude)))
+            page = review_queue(
+                session, filters, order=order, after=after, limit=min(500, limit - len(found) + len(exclude))
+            )
             found += [item for item in page.items if item.image_id not in exclude]
             after = page.next_after
             if after is None:
@@ -146,10 +157,10 @@ def queue_page(
     return found[:limit]
 
 
-def queue_count(engine: Engine, filters: QueueFilters) -> int:
-    """How many unreviewed photos match the filters (skipped ones included)."""
+def queue_count(engine: Engine, filters: QueueFilters, order: str = "least_confident") -> int:
+    """How many photos the queue holds in this order (unreviewed ones, skipped included; decided ones for disagrees)."""
     with session_scope(engine) as session:
-        return count_queue(session, filters)
+        return count_queue(session, filters, order=order)
 
 
 def browse_page(

@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from foodclf import model_registry
+from foodclf import model_registry, promotion
 from foodclf.errors import FoodclfError
 from foodclf.export import ExportFilters
 from foodclf.labels import display_label
@@ -17,13 +17,28 @@ from ui import cache, dates, guards, identity, messages, navigation
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
 
 BASE = 0  # the selectbox's value for "no trained model: FOODCLF_MODEL"
+COMPARED = "m_compared"  # (model choice, Comparison) last measured against the model in use
 MODES = {"head": "Head only (a CPU, minutes)", "full": "Every layer (needs a GPU)"}
 
 
-def _switch(choice: int) -> None:
-    """Activate the chosen model and drop the loaded one, so the next classification uses it."""
+def _switch(choice: int, force: bool = False) -> None:
+    """Activate the chosen model through the promotion gate; drop the loaded one, so the next classification uses it."""
+    reason = st.session_state.get("m_reason") if force else None
     try:
-        model_registry.activate(cache.engine(), None if choice == BASE else choice)
+        promotion.activate_model(
+            cache.settings(),
+            None if choice == BASE else choice,
+            force_reason=reason,
+            by=identity.current_reviewer() or "",
+        )
+    except promotion.PromotionRefused as err:
+        st.session_state[COMPARED] = (choice, err.comparison)
+        messages.flash(
+            "warning",
+            "Not switched: it is worse than the model in use on the frozen evaluation "
+            "photos (see the comparison below).",
+        )
+        return
     except FoodclfError as err:
         messages.flash("error", str(err))
         return
@@ -100,6 +115,42 @@ def _registry(models: list[model_registry.TrainedModelInfo]) -> None:
         args=(choice,),
         width="stretch",
     )
+    if choice != active:
+        _comparison(choice, next((m.path for m in models if m.id == choice), cache.settings().model))
+    chosen = next((m for m in models if m.id == choice), None)
+    chart = model_registry.reliability_chart(chosen) if chosen else []
+    if chart:
+        calibration = chosen.metrics["calibration"]
+        st.caption(
+            f"Scores as probabilities: calibration error {calibration['ece_before']:.1%} before temperature "
+            f"scaling, {calibration['ece_after']:.1%} after (T = {calibration['temperature']:.2f})."
+        )
+        st.line_chart(
+            pd.DataFrame(chart), x="confidence", y=["perfect", "accuracy before", "accuracy after"], height=220
+        )
+
+
+def _comparison(choice: int, path: str) -> None:
+    """The chosen model beside the one in use on the frozen evaluation photos, and a forced switch if refused."""
+    compared = st.session_state.get(COMPARED)
+    if compared is None or compared[0] != choice:
+        if st.button("Compare with the model in use", key="m_compare", icon=":material/compare_arrows:"):
+            with st.spinner("Classifying the frozen evaluation photos with both models..."):
+                st.session_state[COMPARED] = compared = (choice, promotion.compare_models(cache.settings(), path))
+        else:
+            return
+    comparison = compared[1]
+    st.caption(
+        f"On {comparison.photos} photos of the frozen evaluation slice (never trained on): "
+        f"{comparison.verdict.replace('_', ' ')}. " + " ".join(f"{r}." for r in comparison.reasons)
+    )
+    if comparison.photos:
+        st.dataframe(pd.DataFrame(comparison.table()), hide_index=True, key="m_table")
+    if comparison.refused:
+        reason = st.text_input("Why switch anyway? (kept with the model)", key="m_reason")
+        st.button(
+            "Switch anyway", key="m_force", disabled=not (reason or "").strip(), on_click=_switch, args=(choice, True)
+        )
 
 
 def _start(filters: ExportFilters, base: str, mode: str, activate: bool) -> None:
@@ -155,6 +206,8 @@ def _outcome(state) -> None:
         f"{result['seconds']:.0f} s.{measured}",
         icon=":material/verified:",
     )
+    if result.get("refused"):
+        st.warning(result["refused"], icon=":material/block:")
     if result["new_labels"]:
         st.caption(
             "New labels the base model did not know: "

@@ -20,6 +20,7 @@ MODE = "queue_mode"
 GRID_VERSION = "queue_grid_version"  # a new editor key clears its ticks after a save
 GRID_ALL = "queue_grid_all"
 GRID_SIZE = "queue_grid_size"
+ORDER = "q_order"  # the queue strategy: a key of moderation.QUEUE_ORDERS
 ROW_HEIGHT = 88  # px: a thumbnail big enough to judge a dish by
 ONE, GRID = "One at a time", "Grid"
 SOURCES = {None: "Any source", "upload": "Uploaded here", "folder": "Folder ingest", "api": "API"}
@@ -116,6 +117,7 @@ def _filters(labels: list[str]) -> QueueFilters:
             cols[2].date_input("Added between", value=(), key="q_dates", format="YYYY-MM-DD")
         )
         source = cols[3].selectbox("Source", list(SOURCES), key="q_source", format_func=SOURCES.get)
+        st.selectbox("Show first", list(moderation.QUEUE_ORDERS), key=ORDER, format_func=moderation.QUEUE_ORDERS.get)
     return QueueFilters(
         predicted_label=label,
         min_score=low if low > 0 else None,
@@ -130,7 +132,12 @@ def _one_at_a_time(engine, filters: QueueFilters, labels: list[str]) -> None:
     focus = st.session_state[FOCUS]
     photo = moderation.refresh(engine, focus) if focus is not None else None
     if photo is None:
-        photo = moderation.next_in_queue(engine, filters, exclude=frozenset(st.session_state[SKIPPED]))
+        photo = moderation.next_in_queue(
+            engine,
+            filters,
+            exclude=frozenset(st.session_state[SKIPPED]),
+            order=st.session_state.get(ORDER, "least_confident"),
+        )
     if photo is None:
         _empty_state(filters)
         return
@@ -153,7 +160,13 @@ def _one_at_a_time(engine, filters: QueueFilters, labels: list[str]) -> None:
 
 
 def _grid(engine, filters: QueueFilters, size: int) -> None:
-    photos = moderation.queue_page(engine, filters, limit=size, exclude=frozenset(st.session_state[SKIPPED]))
+    photos = moderation.queue_page(
+        engine,
+        filters,
+        limit=size,
+        exclude=frozenset(st.session_state[SKIPPED]),
+        order=st.session_state.get(ORDER, "least_confident"),
+    )
     if not photos:
         _empty_state(filters)
         return
@@ -231,7 +244,7 @@ engine = guards.engine_or_stop()
 labels = cache.known_labels()
 filters = _filters(labels)
 
-left = moderation.queue_count(engine, filters)
+left = moderation.queue_count(engine, filters, order=st.session_state.get(ORDER, "least_confident"))
 top = st.columns([1, 1.2, 1.6, 1], vertical_alignment="center")
 skipped = len(st.session_state[SKIPPED])
 top[0].metric(

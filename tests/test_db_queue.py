@@ -141,7 +141,11 @@ def test_items_carry_what_the_review_page_needs(session, photos):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(order="random"), "order: expected one of least_confident, most_confident, newest, oldest"),
+        (
+            dict(order="random"),
+            "order: expected one of least_confident, smallest_margin, highest_entropy, disagrees, most_confident, "
+            "newest, oldest",
+        ),
         (dict(limit=0), "limit: expected 1 to 500"),
         (dict(after="not-a-cursor"), "after: not a cursor from this list and order"),
         (dict(since=datetime(2024, 5, 1)), "since: give a timezone-aware datetime"),

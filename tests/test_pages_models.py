@@ -7,6 +7,7 @@ from sqlalchemy import select
 from db.engine import session_scope
 from db.models import PredictionRow
 from db.trained_models import list_models, register_model
+from foodclf.labels import FOOD101_LABELS
 from pages_support import jpeg, run, seed_photo, seed_review, texts
 from tiny_models import build_tiny_vit
 
@@ -99,11 +100,13 @@ def test_train_from_the_reviews_then_use_the_new_model(dashboard):
     assert state.error is None, state.error
     run(at)
     [done] = [text for text in texts(at.success) if "Trained" in text]
-    assert "10 photos, 2 labels" in done
+    # "current" keeps the tiny model's 101 labels (sushi and waffles among them); the frozen
+    # evaluation slice (5 of these 10 photos, by their hash) is never trained on.
+    assert "5 photos, 101 labels" in done
     assert list(at.dataframe[0].value["name"]) == [state.result["name"]]
     with session_scope(dashboard.engine) as session:
         [model] = list_models(session)
-    assert (model.created_by, sorted(model.labels)) == ("Ana", ["sushi", "waffles"])
+    assert (model.created_by, sorted(model.labels)) == ("Ana", sorted(FOOD101_LABELS))
 
     at.button(key="t_use").click()
     run(at)
@@ -117,3 +120,57 @@ def test_training_needs_two_categories_and_a_name(dashboard):
     at = run(dashboard.app(PAGE))
     assert at.button(key="t_start").disabled
     assert any("at least 2 categories" in text for text in texts(at.warning))
+
+
+def test_a_worse_model_is_compared_refused_and_switched_only_with_a_reason(dashboard, tmp_path):
+    from db.export_rows import ExportFilters
+    from foodclf.training.train import train_model
+
+    colours = {"sushi": (30, 200, 60), "waffles": (230, 190, 60)}
+    for label, (r, g, b) in colours.items():
+        for i in range(14):
+            photo = seed_photo(dashboard, "pizza", 0.4, (r + 2 * i, g - 4 * i, b + 3 * i))
+            seed_review(dashboard, photo, "corrected", "Ana", label=label)
+    good = train_model(
+        dashboard.settings,
+        ExportFilters(),
+        base=dashboard.settings.model,
+        out=tmp_path / "good",
+        activate=True,
+        keep_labels=False,
+    )
+    assert good.activated and good.comparison["photos"] > 0
+    worse = build_tiny_vit(tmp_path / "worse", labels=["sushi", "waffles"], seed=5)
+    with session_scope(dashboard.engine) as session:
+        challenger = register_model(
+            session,
+            name="worse",
+            path=str(worse),
+            base_model="tiny",
+            labels=["sushi", "waffles"],
+            metrics={},
+            train_size=0,
+            created_by="Ben",
+        ).id
+
+    at = dashboard.app(PAGE)
+    at.session_state["reviewer"] = "Ana"
+    run(at)
+    at.selectbox(key="m_choice").set_value(challenger)
+    run(at)
+    at.button(key="m_compare").click()  # champion against challenger, before any switch
+    run(at)
+    assert not at.exception
+    table = at.dataframe[1].value  # [0] is the registry
+    assert list(table["figure"])[:2] == ["accuracy", "macro F1"] and table["in use"][0] == 1.0
+    at.button(key="m_switch").click()
+    run(at)
+    assert any("Not switched" in text for text in texts(at.toast) + texts(at.warning))
+    assert at.button(key="m_force").disabled  # no reason yet
+    at.text_input(key="m_reason").set_value("the slice is too small to judge")
+    run(at)
+    at.button(key="m_force").click()
+    run(at)
+    with session_scope(dashboard.engine) as session:
+        model = next(m for m in list_models(session) if m.id == challenger)
+        assert model.active and model.promotions[-1]["reason"] == "the slice is too small to judge"

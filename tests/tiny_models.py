@@ -69,3 +69,27 @@ def build_tiny_clip(folder: Path, seed: int = 0) -> Path:
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
     return folder
+
+
+def build_tiny_timm(folder: Path, labels=("pizza", "steak"), seed: int = 0) -> Path:
+    """A tiny timm network in transformers' TimmWrapper, saved as Lite0 models are.
+
+    timm's test_convnext: its test_efficientnet gives the same features for every photo at initialisation.
+    """
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+    torch.manual_seed(seed)
+    pretrained_cfg = {
+        "input_size": [3, 32, 32],
+        "interpolation": "bilinear",
+        "crop_pct": 1.0,
+        "crop_mode": "center",
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.5, 0.5, 0.5],
+    }
+    config = TimmWrapperConfig(
+        architecture="test_convnext", id2label=dict(enumerate(labels)), pretrained_cfg=pretrained_cfg
+    )
+    model = TimmWrapperForImageClassification(config).eval()
+    model.save_pretrained(folder)  # the processor's settings travel in config.json (pretrained_cfg)
+    return folder

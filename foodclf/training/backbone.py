@@ -87,6 +87,7 @@ class Backbone:
         config.id2label = dict(enumerate(labels))
         config.label2id = {label: i for i, label in enumerate(labels)}
         config.num_labels = len(labels)
+        _timm_label_fields(config, labels)
         self.labels = list(labels)
         return self.model
 
@@ -169,3 +170,12 @@ def _autocast(device: torch.device, precision: str):
     if precision == "fp32":
         return torch.autocast(device.type, enabled=False)
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def _timm_label_fields(config, labels: Sequence[str]) -> None:
+    """A reloaded timm model's config keeps `label_names` and `num_classes`, and saving writes them before
+    id2label: left stale, a retrained model reloads with the old labels or LABEL_0.. (issue #12)."""
+    if hasattr(config, "label_names"):
+        config.label_names = list(labels)
+    if hasattr(config, "num_classes"):
+        config.num_classes = len(labels)

@@ -15,6 +15,7 @@ from foodclf.errors import FoodclfError
 from foodclf.images import content_id, find_images
 from foodclf.labels import normalise_label
 from foodclf.metrics import match_labels
+from foodclf.promotion import in_evaluation_slice
 from foodclf.store import ImageStore
 
 
@@ -35,6 +36,8 @@ class PhotoSet:
     photos: list[LabelledPhoto]
     source: str  # a folder, or "database (filters)"
     left_out: list[str] = field(default_factory=list)
+    # Reviewed photos of the frozen evaluation slice, kept out of `photos` (database sources only).
+    evaluation: list[LabelledPhoto] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Photos per label, sorted by label."""
@@ -73,12 +76,13 @@ def read_image_folder(folder) -> PhotoSet:
     return _deduplicated(photos, str(Path(folder).expanduser()))
 
 
-def read_reviews(settings, filters=None) -> PhotoSet:
+def read_reviews(settings, filters=None, *, frozen: bool = True) -> PhotoSet:
     """The moderators' current decisions (filtered as the export filters them), photos from the image store.
 
     Args:
         settings: database_url and image_dir.
         filters: which decisions (None: every decision).
+        frozen: move the photos of the frozen evaluation slice from `photos` to `evaluation`.
     """
 
     filters = filters or ExportFilters()
@@ -93,6 +97,9 @@ def read_reviews(settings, filters=None) -> PhotoSet:
             photos.append(LabelledPhoto(row.content_id, row.final_label, path, row.file_name))
     photo_set = _deduplicated(photos, f"database ({describe_filters(filters)})")
     photo_set.left_out[:0] = missing
+    if frozen:
+        photo_set.evaluation = [p for p in photo_set.photos if in_evaluation_slice(p.content_id)]
+        photo_set.photos = [p for p in photo_set.photos if not in_evaluation_slice(p.content_id)]
     return photo_set
 
 
@@ -129,9 +136,12 @@ def align_labels(photo_sets: Iterable[PhotoSet], base_labels: Sequence[str]) -> 
     """Spell labels as the base model does where they match ignoring case, spaces and underscores."""
 
     for photo_set in photo_sets:
-        spelling = match_labels(sorted({p.label for p in photo_set.photos}), base_labels)
+        spelling = match_labels(sorted({p.label for p in photo_set.photos + photo_set.evaluation}), base_labels)
         photo_set.photos = [
             LabelledPhoto(p.content_id, spelling[p.label] or p.label, p.path, p.name) for p in photo_set.photos
+        ]
+        photo_set.evaluation = [
+            LabelledPhoto(p.content_id, spelling[p.label] or p.label, p.path, p.name) for p in photo_set.evaluation
         ]
 
 

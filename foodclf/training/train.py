@@ -16,11 +16,15 @@ import torch
 from db.engine import open_database, session_scope
 from db.export_rows import ExportFilters
 from db.trained_models import list_models, register_model
+from foodclf.classifier import TEMPERATURE_KEY, saved_temperature
 from foodclf.errors import FoodclfError
 from foodclf.labels import NOT_FOOD, display_label
 from foodclf.metrics import compute_metrics
+from foodclf.model_registry import model_by_path
+from foodclf.promotion import PromotionRefused, activate_model, compare_models, frozen_content_ids
 from foodclf.settings import Settings, local_user
 from foodclf.training.backbone import CURRENT, EFFICIENTNET_LITE0, STARTER, load_backbone
+from foodclf.training.calibration import calibrate
 from foodclf.training.data import (
     PhotoSet,
     align_labels,
@@ -32,6 +36,15 @@ from foodclf.training.data import (
 from foodclf.training.features import FeatureCache, extract_features
 from foodclf.training.full import FullSettings, fine_tune
 from foodclf.training.head import HeadSettings, fit_head
+from foodclf.training.keep import (
+    KeepSettings,
+    Teacher,
+    distillation,
+    replay_photos,
+    source_record,
+    stored_photos_to_distil,
+    teacher_of,
+)
 from foodclf.training.progress import Progress, ProgressCallback
 from foodclf.training.save import save_model
 
@@ -60,6 +73,13 @@ class TrainingReport:
     computed: int = 0  # photos run through the network
     left_out: list[str] = field(default_factory=list)  # "photo: why" (duplicates, conflicts, unreadable)
     registry_id: Optional[int] = None
+    kept_labels: list[str] = field(default_factory=list)  # the base model's labels kept (--base current)
+    replayed: int = 0  # earlier training photos of the base model trained on again
+    distilled: int = 0  # stored photos whose teacher scores were kept
+    evaluation: list[str] = field(default_factory=list)  # content ids of the frozen slice, never trained on
+    comparison: dict = field(default_factory=dict)  # the frozen slice: this model beside the one in use
+    activated: bool = False
+    refused: Optional[str] = None  # why activation was refused by the promotion gate
 
     def to_dict(self) -> dict:
         return {**asdict(self), "folder": str(self.folder)}
@@ -88,9 +108,37 @@ class TrainingReport:
         if self.left_out:
             lines.append(f"  {len(self.left_out)} photos left out:")
             lines += [f"    {line}" for line in self.left_out[:10]]
+        if self.kept_labels:
+            lines.append(
+                f"  kept the base model's {len(self.kept_labels)} labels: {self.replayed} earlier training "
+                f"photos replayed, its scores on {self.distilled} stored photos distilled"
+            )
+        if self.evaluation:
+            lines.append(f"  {len(self.evaluation)} reviewed photos kept out: the frozen evaluation slice")
+        if self.comparison:
+            lines += ["  " + line for line in _comparison_text(self.comparison).splitlines()]
         if self.registry_id is not None:
-            lines.append(f"  registered as model #{self.registry_id}; switch to it on the dashboard's Models page")
+            lines.append(
+                f"  registered as model #{self.registry_id}; "
+                + (
+                    "now in use"
+                    if self.activated
+                    else f"switch to it with `python -m foodclf activate {self.registry_id}` or on the Models page"
+                )
+            )
         return "\n".join(lines)
+
+
+def _comparison_text(comparison: dict) -> str:
+    photos, verdict = comparison.get("photos", 0), comparison.get("verdict", "")
+    if not photos:
+        return "frozen evaluation slice: no reviewed photos in it yet, nothing to compare on"
+    lines = [f"frozen evaluation slice ({photos} photos), beside the model in use: {verdict.replace('_', ' ')}"]
+    lines += [f"  - {reason}" for reason in comparison.get("reasons", [])]
+    for row in comparison.get("table", []):
+        old = "-" if row["in use"] is None else f"{row['in use']:.1%}"
+        lines.append(f"    {row['figure'][:30]:<30} {row['photos']:>5} {old:>7} -> {row['challenger']:.1%}")
+    return "\n".join(lines)
 
 
 def train_model(
@@ -108,6 +156,9 @@ def train_model(
     activate: bool = False,
     progress_callback: Optional[ProgressCallback] = None,
     bars: bool = False,
+    keep_labels: Optional[bool] = None,
+    keep: Optional[KeepSettings] = None,
+    force_reason: Optional[str] = None,
 ) -> TrainingReport:
     """Train a model, save it as a Hugging Face folder and record it in the registry.
 
@@ -121,9 +172,15 @@ def train_model(
         val: a labelled folder to validate on (default: a stratified 20 % of the source's photos).
         epochs: the most epochs (default: 300 for head, 10 for full).
         refit: in head mode with a held-out split, refit on all photos for the best epoch count.
-        register, activate: record the model in the registry; and make it the one in use.
+        register, activate: record the model in the registry; and make it the one in use, if the promotion
+            gate lets it (foodclf.promotion; see report.refused).
         progress_callback: called with (fraction done 0..1, message), e.g. for a progress bar.
         bars: draw tqdm progress bars (the CLI does).
+        keep_labels: keep every label of the base model, its training photos replayed and its scores on the
+            stored photos distilled (default: with base "current", unless that is Lite0's or the starter
+            model's ImageNet head; see foodclf.training.keep).
+        keep: how the base model's knowledge is kept (None: KeepSettings()).
+        force_reason: with activate, switch even if the gate refuses; kept in the registry.
 
     Raises:
         FoodclfError: unusable data (fewer than 2 labels, no photos...) or an unloadable base model.
@@ -134,7 +191,8 @@ def train_model(
     created = datetime.now(timezone.utc)
     progress = Progress(progress_callback, bars)
     progress.note(0.0, "Reading the photos")
-    photo_set = read_reviews(settings, source) if _is_filters(source) else read_image_folder(source)
+    filters = source if _is_filters(source) else None
+    photo_set = read_reviews(settings, source) if filters is not None else read_image_folder(source)
     val_set = read_image_folder(val) if val is not None else None
     progress.note(0.03, f"Loading the base model {base}")
     backbone = load_backbone(settings, base)
@@ -144,27 +202,42 @@ def train_model(
         else Path(settings.model_dir).expanduser() / _default_name(backbone.name, mode, created)
     )
     _check_destination(settings, folder, register)
-    base_labels = set(backbone.labels)  # before the new head replaces them
+    base_labels = list(backbone.labels)  # before the new head replaces them
     align_labels([s for s in (photo_set, val_set) if s is not None], backbone.labels)
+    keep = keep or KeepSettings()
+    if keep_labels is None:
+        keep_labels = base == CURRENT and backbone.name not in (EFFICIENTNET_LITE0, STARTER)
+    base_row = model_by_path(settings, backbone.name) if keep_labels else None
+    keeping = _keeping(settings, backbone, photo_set, base_row, keep) if keep_labels else None
     if val_set is not None:
         train, held_out = photo_set.photos, _without(val_set, photo_set.photos)
     else:
         train, held_out = stratified_split(photo_set.photos, VAL_FRACTION, seed)
-    labels = _check_labels(train, held_out, photo_set)
+    labels = _check_labels(train, held_out, photo_set, keep=base_labels if keep_labels else ())
     left_out = photo_set.left_out + (val_set.left_out if val_set else [])
     limits = dict(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
     progress.note(0.05, "Base model loaded")
 
     if mode == "head":
         fit = _train_head(
-            settings, backbone, labels, train, held_out, progress, limits, epochs, seed, refit=refit and val_set is None
+            settings,
+            backbone,
+            labels,
+            train,
+            held_out,
+            progress,
+            limits,
+            epochs,
+            seed,
+            refit=refit and val_set is None,
+            keeping=keeping,
         )
     else:
-        fit = _train_full(settings, backbone, labels, train, held_out, progress, limits, epochs, seed)
+        fit = _train_full(settings, backbone, labels, train, held_out, progress, limits, epochs, seed, keeping)
     left_out += fit["unreadable"]
     train, held_out = fit["train"], fit["validation"]
 
-    new_labels = [label for label in labels if label not in base_labels]
+    new_labels = [label for label in labels if label not in set(base_labels)]
     counts = {"train": _counts(train), "validation": _counts(held_out)}
     record = {
         "name": folder.name,
@@ -191,7 +264,28 @@ def train_model(
         "history": fit["history"],
         "feature_cache": {"hits": fit.get("cache_hits", 0), "computed": fit.get("computed", 0)},
         "food_gate": fit.get("food_gate"),
+        "training_source": source_record(
+            photo_set, filters, base_row.training_source if keeping is not None and base_row is not None else None
+        ),
+        "frozen_evaluation_photos": len(photo_set.evaluation),
     }
+    if keeping is not None:
+        record["kept"] = {
+            "labels": base_labels,
+            "replayed": keeping.replayed,
+            "distilled": fit.get("distilled", 0),
+            "taken_as_old": fit.get("taken_as_old", 0),
+            "settings": keep.to_dict(),
+        }
+    if fit.get("val_logits") is not None and len(fit["val_targets"]):
+        # Scores that mean probabilities: the temperature fitted on the validation photos travels in
+        # config.json, and foodclf.classifier divides the logits by it (the refitted head keeps it).
+        calibration = calibrate(fit["val_logits"], fit["val_targets"])
+        setattr(fit["model"].config, TEMPERATURE_KEY, calibration.temperature)
+        record["calibration"] = calibration.to_dict()
+    else:
+        setattr(fit["model"].config, TEMPERATURE_KEY, 1.0)  # not the base model's: this head is new
+        record["calibration"] = {}
     gate = backbone.gate.for_labels(labels) if backbone.gate is not None else None
     progress.note(0.92, f"Saving the model to {folder}")
     save_model(fit["model"], backbone.processor, folder, record, gate)
@@ -211,27 +305,86 @@ def train_model(
         cache_hits=fit.get("cache_hits", 0),
         computed=fit.get("computed", 0),
         left_out=left_out,
+        kept_labels=base_labels if keeping is not None else [],
+        replayed=keeping.replayed if keeping is not None else 0,
+        distilled=fit.get("distilled", 0),
+        evaluation=[p.content_id for p in photo_set.evaluation],
     )
     if register:
+        progress.note(0.95, "Measuring it on the frozen evaluation photos beside the model in use")
+        comparison = compare_models(settings, str(folder))
+        report.comparison = comparison.to_dict()
         progress.note(0.98, "Recording the model in the registry")
-        report.registry_id = _register(settings, report, record, activate)
+        report.registry_id = _register(settings, report, record)
+        if activate:
+            try:
+                activate_model(
+                    settings,
+                    report.registry_id,
+                    force_reason=force_reason,
+                    by=record["created_by"],
+                    comparison=comparison,
+                )
+                report.activated = True
+            except PromotionRefused as err:
+                report.refused = str(err)
     progress.note(1.0, f"Trained {folder.name} in {seconds:.0f} s")
     return report
 
 
-def _fit_head(settings, backbone, labels, train, held_out, progress, limits, epochs, seed, refit, share) -> dict:
+@dataclass
+class _Keeping:
+    """What a retrain keeps of its base model: the teacher, the stored photos it scores, the replayed photos."""
+
+    teacher: Teacher
+    distil: list
+    settings: KeepSettings
+    replayed: int
+
+
+def _keeping(settings, backbone, photo_set: PhotoSet, base_row, keep: KeepSettings) -> _Keeping:
+    """Replay the base model's own training photos into photo_set, and choose the photos to distil on."""
+    evaluation = {p.content_id for p in photo_set.evaluation} | frozen_content_ids(settings)
+    replay = replay_photos(
+        settings, base_row.training_source if base_row is not None else None, backbone.labels, exclude=evaluation
+    )
+    taken = {p.content_id for p in photo_set.photos} | evaluation
+    extra = [p for p in replay.photos if p.content_id not in taken]  # a moderator's current decision wins
+    photo_set.photos += extra
+    photo_set.left_out += replay.left_out
+    distil = stored_photos_to_distil(settings, keep.distill_photos, exclude=evaluation) if keep.distill_photos else []
+    return _Keeping(teacher_of(backbone, saved_temperature(backbone.model)), distil, keep, len(extra))
+
+
+def _fit_head(
+    settings, backbone, labels, train, held_out, progress, limits, epochs, seed, refit, share, keeping=None
+) -> dict:
     """Features (cached), then the linear head: the whole of mode head, and mode full's starting point."""
     cache = FeatureCache(settings.cache_dir, backbone.fingerprint)
     photos = train + held_out
-    with progress.stage(share * 0.85, len(photos), "Extracting features") as stage:
+    distil = keeping.distil if keeping is not None else []
+    with progress.stage(share * 0.85, len(photos) + len(distil), "Extracting features") as stage:
         features = extract_features(
             backbone, photos, cache, batch_size=settings.batch_size, workers=settings.workers, stage=stage, **limits
+        )
+        distil_features = (
+            extract_features(
+                backbone,
+                distil,
+                cache,
+                batch_size=settings.batch_size,
+                workers=settings.workers,
+                stage=stage,
+                **limits,
+            )
+            if distil
+            else None
         )
     readable = {p.content_id for p in features.photos}
     row = {p.content_id: i for i, p in enumerate(features.photos)}
     train = [p for p in train if p.content_id in readable]
     held_out = [p for p in held_out if p.content_id in readable]
-    _check_labels(train, held_out, None)
+    _check_labels(train, held_out, None, keep=keeping.teacher.labels if keeping is not None else ())
     index = {label: i for i, label in enumerate(labels)}
 
     def tensors(photos):
@@ -240,6 +393,18 @@ def _fit_head(settings, backbone, labels, train, held_out, progress, limits, epo
 
     train_x, train_y = tensors(train)
     val_x, val_y = tensors(held_out)
+    distill, teacher_weight = None, None
+    if keeping is not None:
+        labelled = {p.content_id for p in photos}
+        # The teacher never saw the new labels: its scores on a photo labelled with one say nothing worth
+        # keeping, and pulling the old labels up on it cost the new dish 13 points (bench/learning_loop.py).
+        new = {p.content_id for p in photos if p.label not in set(keeping.teacher.labels)}
+        distil_photos = distil_features.photos if distil_features is not None else []
+        chosen = [i for i, p in enumerate(distil_photos) if p.content_id not in new]
+        distil_x = distil_features.vectors[chosen] if chosen else torch.empty(0, backbone.feature_dim)
+        mask = torch.tensor([distil_photos[i].content_id in labelled for i in chosen], dtype=torch.bool)
+        distill = distillation(keeping.teacher, distil_x, labels, train_x, train_y, mask, keeping.settings)
+        teacher_weight = keeping.teacher.weight
     head_settings = HeadSettings(seed=seed, **({"max_epochs": epochs} if epochs else {}))
     with progress.stage(share * 0.15, head_settings.max_epochs, "Fitting the head", unit="epoch") as stage:
         fit = fit_head(
@@ -250,8 +415,11 @@ def _fit_head(settings, backbone, labels, train, held_out, progress, limits, epo
             val_y=val_y if len(held_out) else None,
             settings=head_settings,
             stage=stage,
+            distill=distill,
+            teacher_weight=teacher_weight,
         )
-    metrics = _metrics(fit.logits(val_x), held_out, labels) if held_out else {}
+    val_logits = fit.logits(val_x) if held_out else None
+    metrics = _metrics(val_logits, held_out, labels) if held_out else {}
     gate = _gate_record(backbone.gate, fit.logits(val_x), val_x, held_out, labels)
     note = "Validation: the held-out photos, scored by the head fitted without them."
     refit = refit and bool(held_out)
@@ -263,6 +431,8 @@ def _fit_head(settings, backbone, labels, train, held_out, progress, limits, epo
             len(labels),
             settings=head_settings,
             epochs=fit.epochs,
+            distill=distill,
+            teacher_weight=teacher_weight,
         )
         note = (
             "Validation: the held-out photos, scored by the head fitted without them; the saved head was "
@@ -287,6 +457,10 @@ def _fit_head(settings, backbone, labels, train, held_out, progress, limits, epo
         "computed": features.computed,
         "trained_on": len(train) + (len(held_out) if refit else 0),
         "food_gate": gate,
+        "val_logits": val_logits,
+        "val_targets": val_y,
+        "distilled": len(distill.x) if distill is not None else 0,
+        "taken_as_old": int(distill.old_only.sum()) if distill is not None else 0,
     }
 
 
@@ -307,16 +481,22 @@ def _gate_record(gate, logits: torch.Tensor, features: torch.Tensor, held_out, l
     return record
 
 
-def _train_head(settings, backbone, labels, train, held_out, progress, limits, epochs, seed, refit) -> dict:
-    result = _fit_head(settings, backbone, labels, train, held_out, progress, limits, epochs, seed, refit, 0.85)
+def _train_head(
+    settings, backbone, labels, train, held_out, progress, limits, epochs, seed, refit, keeping=None
+) -> dict:
+    result = _fit_head(
+        settings, backbone, labels, train, held_out, progress, limits, epochs, seed, refit, 0.85, keeping
+    )
     result["model"] = backbone.with_new_head(labels, result["fit"].weight, result["fit"].bias)
     return result
 
 
-def _train_full(settings, backbone, labels, train, held_out, progress, limits, epochs, seed) -> dict:
+def _train_full(settings, backbone, labels, train, held_out, progress, limits, epochs, seed, keeping=None) -> dict:
     # Linear probe first, then every layer ("LP-FT", Kumar et al. 2022): a fitted head does not send
-    # large random gradients into the pretrained layers during the first epochs.
-    head = _fit_head(settings, backbone, labels, train, held_out, progress, limits, None, seed, False, 0.2)
+    # large random gradients into the pretrained layers during the first epochs. When keeping the base
+    # model's labels, the probe is distilled from it and the replayed photos are among `train`; the
+    # fine-tuning itself learns from the labelled photos only.
+    head = _fit_head(settings, backbone, labels, train, held_out, progress, limits, None, seed, False, 0.2, keeping)
     train, held_out = head["train"], head["validation"]  # the readable ones
     full_settings = FullSettings(seed=seed, **({"max_epochs": epochs} if epochs else {}))
     workers = settings.workers if backbone.device.type == "cuda" else 0  # on a CPU the model needs both cores
@@ -338,6 +518,10 @@ def _train_full(settings, backbone, labels, train, held_out, progress, limits, e
         "train": train,
         "validation": held_out,
         "unreadable": head["unreadable"],
+        "val_logits": fit.val_logits,
+        "val_targets": torch.tensor([labels.index(p.label) for p in held_out]),
+        "distilled": head["distilled"],
+        "taken_as_old": head["taken_as_old"],
         "validation_metrics": metrics,
         "history": fit.history,
         "note": f"Validation: the held-out photos, scored at the kept epoch ({fit.epochs}).",
@@ -368,10 +552,10 @@ def _metrics(logits: torch.Tensor, photos, labels) -> dict:
     }
 
 
-def _check_labels(train, held_out, photo_set: Optional[PhotoSet]) -> list[str]:
-    """The new model's labels (sorted); refuses data a classifier cannot be trained on."""
-    labels = sorted({p.label for p in train})
-    if len(labels) < 2:
+def _check_labels(train, held_out, photo_set: Optional[PhotoSet], keep=()) -> list[str]:
+    """The new model's labels (sorted): the photos' and the kept ones; refuses data it cannot learn from."""
+    labels = sorted({p.label for p in train} | set(keep))
+    if len(labels) < 2 or not train:
         where = f" in {photo_set.source}" if photo_set else ""
         raise FoodclfError(
             f"Training needs photos of at least 2 labels{where}; found "
@@ -421,13 +605,16 @@ def _default_name(base: str, mode: str, when: datetime) -> str:
     return f"{slug}-{mode}-{when:%Y%m%d-%H%M%S}"
 
 
-def _register(settings, report: TrainingReport, record: dict, activate: bool) -> int:
+def _register(settings, report: TrainingReport, record: dict) -> int:
     metrics = {
         "validation": {k: v for k, v in report.validation.items() if k != "per_class"},
         "mode": report.mode,
         "data_fingerprint": report.data_fingerprint,
         "new_labels": report.new_labels,
         "seconds": round(report.seconds, 1),
+        "calibration": record["calibration"],
+        "frozen_evaluation": {k: v for k, v in report.comparison.items() if k not in ("challenger", "champion")}
+        | _headline(report.comparison),
     }
     with session_scope(open_database(settings)) as session:
         row = register_model(
@@ -439,9 +626,18 @@ def _register(settings, report: TrainingReport, record: dict, activate: bool) ->
             metrics=metrics,
             train_size=record["data"]["trained_on"],
             created_by=record["created_by"],
-            activate=activate,
+            training_source=record["training_source"],
         )
         return row.id
+
+
+def _headline(comparison: dict) -> dict:
+    """Accuracy and macro F1 of both models on the frozen slice, flat, for the registry's table."""
+    out = {}
+    for side in ("challenger", "champion"):
+        figures = comparison.get(side) or {}
+        out.update({f"{side}_{key}": figures.get(key) for key in ("accuracy", "macro_f1", "model")})
+    return out
 
 
 # Bases a dashboard user can train from: (value for train_model, what people read).
@@ -475,5 +671,7 @@ def train_from_reviews(
         "seconds": round(report.seconds, 1),
         "validation": {k: v for k, v in report.validation.items() if k != "per_class"},
         "left_out": len(report.left_out),
-        "activated": activate,
+        "activated": report.activated,
+        "refused": report.refused,
+        "comparison": {k: v for k, v in report.comparison.items() if k in ("photos", "verdict", "reasons", "table")},
     }

@@ -1,0 +1,113 @@
+"""`foodclf reclassify`: run the model in use over every stored photo, so the queue, browse and stats follow it.
+
+Streamed and resumable: photos are walked in id order a page at a time, a photo that already has a
+prediction by this model (its weights fingerprint) is passed over, and each page is committed when it
+is done, so a run that is killed keeps its pages and the next run carries on. A prediction is stored once
+per photo and fingerprint (the table's unique key), so nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+from sqlalchemy import func, select
+
+from db.engine import open_database, session_scope
+from db.models import ImageRow, PredictionRow
+from db.photos import stored_photos
+from db.records import record_prediction
+from foodclf.classifier import load_classifier
+from foodclf.model_registry import active_model_name
+from foodclf.settings import Settings
+from foodclf.store import ImageStore
+
+PAGE = 256  # photos read, classified and committed together
+
+
+@dataclass
+class ReclassifyReport:
+    """What one run did."""
+
+    model: str = ""
+    fingerprint: str = ""
+    photos: int = 0  # stored photos walked
+    classified: int = 0  # predictions added by this run
+    already: int = 0  # photos that had this model's prediction before the run
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (content id, why): file gone or unreadable
+
+    def summary(self) -> str:
+        return (
+            f"{self.classified} photos classified by {self.model} ({self.fingerprint[:12]}), "
+            f"{self.already} had its prediction already, {len(self.failed)} could not be read"
+        )
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["failed"] = [{"content_id": cid, "reason": why} for cid, why in self.failed]
+        return data
+
+
+def reclassify(
+    settings: Settings,
+    *,
+    model: Optional[str] = None,
+    classifier=None,
+    page: int = PAGE,
+    on_photo: Optional[Callable[[int], None]] = None,
+) -> ReclassifyReport:
+    """Classify every stored photo that has no prediction by the model yet, and make that prediction its latest.
+
+    Args:
+        model: a model folder or hub id (default: the model in use).
+        classifier: an already loaded classifier (overrides model).
+        page: photos per read, batch and commit.
+        on_photo: called with the number of photos just walked (a progress bar's update).
+
+    Returns:
+        A ReclassifyReport; a run interrupted by an exception keeps every page committed before it.
+    """
+    classifier = classifier or load_classifier(settings, model or active_model_name(settings))
+    store = ImageStore(settings.image_dir)
+    engine = open_database(settings)
+    report = ReclassifyReport(model=classifier.model_id, fingerprint=classifier.fingerprint)
+    after = 0
+    while True:
+        with session_scope(engine) as session:
+            rows = stored_photos(session, after_id=after, limit=page)
+            done = (
+                set(
+                    session.scalars(
+                        select(PredictionRow.image_id).where(
+                            PredictionRow.image_id.in_([r.image_id for r in rows]),
+                            PredictionRow.fingerprint == classifier.fingerprint,
+                        )
+                    )
+                )
+                if rows
+                else set()
+            )
+        if not rows:
+            return report
+        todo = [r for r in rows if r.image_id not in done]
+        report.photos += len(rows)
+        report.already += len(rows) - len(todo)
+        if on_photo is not None and len(rows) > len(todo):
+            on_photo(len(rows) - len(todo))
+        with session_scope(engine) as session:
+            items = classifier.classify_many([store.path(r.stored_path) for r in todo])
+            for row, item in zip(todo, items):
+                if item.ok:
+                    record_prediction(session, session.get(ImageRow, row.image_id), item.result)
+                    report.classified += 1
+                else:
+                    report.failed.append((row.content_id, str(item.error)))
+                if on_photo is not None:
+                    on_photo(1)
+        after = rows[-1].image_id
+
+
+def count_photos(settings: Settings) -> int:
+    """How many photos are stored (the progress bar's total)."""
+    with session_scope(open_database(settings)) as session:
+        return session.scalar(select(func.count()).select_from(ImageRow))
