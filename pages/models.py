@@ -12,9 +12,10 @@ from foodclf.errors import FoodclfError
 from foodclf.export import ExportFilters
 from foodclf.labels import display_label
 from foodclf.training.train import TRAINING_BASES, train_from_reviews
-from ui import cache, dates, guards, identity, messages, navigation
+from ui import access, cache, dates, guards, identity, messages, navigation
 
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
+access.require_page("models")  # signed in, and a role that includes this page; else a refusal and a stop
 
 BASE = 0  # the selectbox's value for "no trained model: FOODCLF_MODEL"
 MODES = {"head": "Head only (a CPU, minutes)", "full": "Every layer (needs a GPU)"}
@@ -22,8 +23,11 @@ MODES = {"head": "Head only (a CPU, minutes)", "full": "Every layer (needs a GPU
 
 def _switch(choice: int) -> None:
     """Activate the chosen model and drop the loaded one, so the next classification uses it."""
+    actor = identity.acting_as("activate")  # checked again at the click: a stale page gets a refusal
+    if actor is None:
+        return
     try:
-        model_registry.activate(cache.engine(), None if choice == BASE else choice)
+        model_registry.activate(cache.engine(), None if choice == BASE else choice, actor=actor)
     except FoodclfError as err:
         messages.flash("error", str(err))
         return
@@ -103,7 +107,9 @@ def _registry(models: list[model_registry.TrainedModelInfo]) -> None:
 
 
 def _start(filters: ExportFilters, base: str, mode: str, activate: bool) -> None:
-    reviewer = identity.current_reviewer()
+    reviewer = identity.acting_as("train")  # checked again at the click: a stale page gets a refusal
+    if reviewer is None:
+        return
     settings = cache.settings().replace(reviewer=reviewer)  # recorded as who trained it
     started = cache.training_job().start(
         train_from_reviews,
