@@ -14,7 +14,7 @@ from foodclf.labels import NAME_LENGTH, clean_reviewer_name
 When = Union[date, datetime, None]
 
 
-def record_event(session: Session, actor: str, action: str, **detail: Any) -> AuditEvent:
+def record_event(session: Session, actor: str, action: str, /, **detail: Any) -> AuditEvent:
     """Append one act to the trail, in the caller's transaction (so the act and its record commit together).
 
     Args:

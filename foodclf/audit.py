@@ -20,7 +20,7 @@ ACTIONS = AUDIT_ACTIONS
 When = Union[date, datetime, None]
 
 
-def record(engine: Engine, actor: str, action: str, **detail: Any) -> None:
+def record(engine: Engine, actor: str, action: str, /, **detail: Any) -> None:
     """Append one act in its own transaction (for acts that write nothing else, e.g. a refused page)."""
     with session_scope(engine) as session:
         audit.record_event(session, actor, action, **detail)

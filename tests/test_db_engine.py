@@ -48,7 +48,7 @@ def test_engines_are_cached_per_url(settings):
 def test_schema_made_by_migrations_matches_the_models(engine):
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        assert context.get_current_revision() == "0004"
+        assert context.get_current_revision() == "0005"
         assert compare_metadata(context, Base.metadata) == []
 
 
@@ -205,7 +205,7 @@ def test_two_processes_starting_at_once_both_find_the_schema(tmp_path):
     engine = open_database(url)
     try:
         with engine.connect() as connection:
-            assert MigrationContext.configure(connection).get_current_revision() == "0004"
+            assert MigrationContext.configure(connection).get_current_revision() == "0005"
     finally:
         close_database(url)
 

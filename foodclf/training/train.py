@@ -158,7 +158,7 @@ def train_model(
     return report
 
 
-def _audit(settings, actor: str, action: str, **detail) -> None:
+def _audit(settings, actor: str, action: str, /, **detail) -> None:
     with session_scope(open_database(settings)) as session:
         record_event(session, actor, action, **detail)
 
