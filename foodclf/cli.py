@@ -16,7 +16,7 @@ from db.engine import open_database
 from db.export_rows import ExportFilters
 from db.models import SOURCES
 from foodclf import audit, tokens
-from foodclf.api.app import check_exposure, create_app
+from foodclf.api.app import check_exposure, create_app, log_config
 from foodclf.classifier import ClassificationResult, load_classifier
 from foodclf.errors import FoodclfError
 from foodclf.evaluation.report import evaluate_model
@@ -227,7 +227,14 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     # The database is only asked when it matters: an exposed address and no FOODCLF_API_TOKENS.
     exposed = not is_loopback(args.host) and not settings.api_tokens
     check_exposure(args.host, settings, stored_tokens=exposed and tokens.stored_tokens_exist(open_database(settings)))
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level, server_header=False)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=log_config(),
+        server_header=False,
+    )
     return 0
 
 

@@ -57,12 +57,11 @@ def create_token(engine: Engine, *, name: str, role: str, actor: str) -> str:
     Raises:
         FoodclfError: the name is empty, too long or taken, or the role is unknown.
     """
-    clean = clean_reviewer_name(name)
     error = None
-    if not clean or clean != name:
-        error = "Give the token a name of visible characters, e.g. --name photo-uploader."
-    elif len(name) > NAME_LENGTH:
+    if len(name) > NAME_LENGTH:
         error = f"A token name may have at most {NAME_LENGTH} characters."
+    elif not name or clean_reviewer_name(name) != name:
+        error = "Give the token a name of visible characters, e.g. --name photo-uploader."
     elif role not in ROLES:
         error = f"A token's role is one of {', '.join(ROLES)}, not {role!r}."
     if error:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -101,3 +103,24 @@ def check_exposure(host: str, settings: Settings, *, stored_tokens: bool = False
         "--name NAME --role tagger`, or set FOODCLF_API_TOKENS to one or more comma-separated secret "
         "tokens, or listen on 127.0.0.1 (the default)."
     )
+
+
+class HideQueryStrings(logging.Filter):
+    """Access-log lines without query strings: a client that puts a token in the URL must not get it logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
+            # uvicorn's access record: (client, method, path with query, HTTP version, status)
+            record.args = (*args[:2], args[2].split("?", 1)[0] + "?…", *args[3:])
+        return True
+
+
+def log_config() -> dict:
+    """uvicorn's logging, with query strings left out of the access log."""
+    from uvicorn.config import LOGGING_CONFIG  # only `serve` runs uvicorn: the others start without it
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["hide_query"] = {"()": HideQueryStrings}
+    config["handlers"]["access"]["filters"] = ["hide_query"]
+    return config
