@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
+from browser_support import in_ci
 from db.engine import close_database, open_database, session_scope
 from db.models import ReviewRow
 from pages_support import GROUPS, Dashboard, seed_photo
@@ -46,7 +46,7 @@ def _needed() -> None:
         missing.append("oidc-provider-mock (pip install -r requirements.txt)")
     if missing:
         message = "the sign-in test needs " + " and ".join(missing)
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(message + "; CI must run it")
         pytest.skip(message)
 
