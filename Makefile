@@ -14,8 +14,9 @@ $(STAMP): requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+# Loopback only: without sign-in the dashboard must not be reachable from other machines (docs/auth.md).
 run: $(STAMP)
-	$(BIN)/streamlit run dashboard.py
+	$(BIN)/streamlit run dashboard.py --server.address 127.0.0.1
 
 serve: $(STAMP)
 	$(BIN)/python -m foodclf serve

@@ -51,6 +51,15 @@ class ExportFilters:
     until: Optional[date] = None  # inclusive: the whole day
     labels: tuple[str, ...] = ()  # final labels; empty means all
 
+    def to_dict(self) -> dict[str, Any]:
+        """As plain JSON values (for the audit trail)."""
+        return {
+            "only_corrected": self.only_corrected,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "labels": list(self.labels),
+        }
+
 
 def export_rows(
     session: Session, filters: ExportFilters = ExportFilters(), *, batch: int = 1000

@@ -260,3 +260,63 @@ class TrainedModel(Base):
 
     def __repr__(self) -> str:
         return f"TrainedModel(id={self.id!r}, name={self.name!r}, active={self.active!r})"
+
+
+# Sensitive acts the audit trail records (db/audit.py); rows are only ever appended.
+AUDIT_ACTIONS = (
+    "export",
+    "training_started",
+    "training_finished",
+    "training_failed",
+    "model_activated",
+    "undo",
+    "role_denied",
+    "token_created",
+    "token_revoked",
+)
+# What an API token may do: tagger classifies and stores photos, reader reads images and labels.
+TOKEN_ROLES = ("tagger", "reader")
+
+
+class AuditEvent(Base):
+    """One sensitive act: who, what, when, and its particulars (filters, rows, model...).
+
+    Append-only: no code updates or deletes a row, and on SQLite and PostgreSQL a trigger refuses it.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(NAME_LENGTH))  # a person, "token:<name>", or a CLI user
+    action: Mapped[str] = mapped_column(String(32))  # see AUDIT_ACTIONS
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (
+        CheckConstraint(_in("action", AUDIT_ACTIONS), name="action"),
+        Index("ix_audit_events_at", "at", "id"),
+        Index("ix_audit_events_actor", "actor", "at"),
+        Index("ix_audit_events_action", "action", "at"),
+    )
+
+    def __repr__(self) -> str:
+        return f"AuditEvent(id={self.id!r}, actor={self.actor!r}, action={self.action!r})"
+
+
+class ApiToken(Base):
+    """An HTTP API token: only its SHA-256 is kept, with a name and a role; revoking deletes the row."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # see TOKEN_ROLES
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)  # hex digest; the token is never stored
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+    __table_args__ = (CheckConstraint(_in("role", TOKEN_ROLES), name="role"),)
+
+    def __repr__(self) -> str:
+        return f"ApiToken(id={self.id!r}, name={self.name!r}, role={self.role!r})"

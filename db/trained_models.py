@@ -7,6 +7,7 @@ from typing import Any, Optional
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from db.audit import record_event
 from db.models import TrainedModel, utcnow
 from foodclf.errors import FoodclfError
 from foodclf.labels import NAME_LENGTH
@@ -53,7 +54,7 @@ def register_model(
     session.add(model)
     session.flush()
     if activate:
-        set_active_model(session, model.id)
+        set_active_model(session, model.id, actor=model.created_by)
     return model
 
 
@@ -62,8 +63,11 @@ def list_models(session: Session) -> list[TrainedModel]:
     return list(session.scalars(select(TrainedModel).order_by(TrainedModel.id.desc())))
 
 
-def set_active_model(session: Session, model: Optional[int | str]) -> Optional[TrainedModel]:
+def set_active_model(session: Session, model: Optional[int | str], *, actor: str) -> Optional[TrainedModel]:
     """Make the model with this id or name the active one (None: none active, back to FOODCLF_MODEL).
+
+    Every activation goes through here and is recorded in the audit trail, under `actor`, in the
+    same transaction.
 
     Raises:
         FoodclfError: there is no such model.
@@ -78,6 +82,14 @@ def set_active_model(session: Session, model: Optional[int | str]) -> Optional[T
     if chosen is not None:
         chosen.active = True
         session.flush()
+    record_event(
+        session,
+        actor,
+        "model_activated",
+        model_id=chosen.id if chosen else None,
+        model=chosen.name if chosen else None,
+        path=chosen.path if chosen else None,
+    )
     return chosen
 
 

@@ -17,7 +17,8 @@ from tqdm import tqdm
 from db.engine import open_database
 from db.export_rows import ExportFilters
 from db.models import SOURCES
-from foodclf.api.app import check_exposure, create_app
+from foodclf import audit, tokens
+from foodclf.api.app import check_exposure, create_app, log_config
 from foodclf.classifier import ClassificationResult, load_classifier
 from foodclf.errors import FoodclfError
 from foodclf.evaluation.report import evaluate_model
@@ -29,7 +30,7 @@ from foodclf.model_registry import active_model_name, trained_models
 from foodclf.promotion import PromotionRefused, activate_model, compare_models
 from foodclf.reclassify import count_photos
 from foodclf.reclassify import reclassify as reclassify_photos
-from foodclf.settings import Settings, load_settings
+from foodclf.settings import Settings, is_loopback, load_settings, local_user
 from foodclf.training.backbone import CURRENT, EFFICIENTNET_LITE0
 from foodclf.training.train import train_model
 
@@ -348,8 +349,84 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     """Run the HTTP API with uvicorn: one process, so the model is loaded once."""
     import uvicorn  # only this command serves: the others start without it
 
-    check_exposure(args.host, settings)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level, server_header=False)
+    # The database is only asked when it matters: an exposed address and no FOODCLF_API_TOKENS.
+    exposed = not is_loopback(args.host) and not settings.api_tokens
+    check_exposure(args.host, settings, stored_tokens=exposed and tokens.stored_tokens_exist(open_database(settings)))
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=log_config(),
+        server_header=False,
+    )
+    return 0
+
+
+# ---- audit ------------------------------------------------------------------------------------
+
+
+def _audit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=date.fromisoformat, help="only acts on or after YYYY-MM-DD (UTC)")
+    parser.add_argument("--until", type=date.fromisoformat, help="only acts on or before YYYY-MM-DD (UTC)")
+    parser.add_argument("--actor", help="only this person, token (token:NAME) or CLI user")
+    parser.add_argument("--action", choices=audit.ACTIONS, help="only this kind of act")
+    parser.add_argument("--limit", type=int, help="at most this many, newest first")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def audit_log(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the audit trail of sensitive acts, newest first."""
+    events = audit.audit_events(
+        open_database(settings),
+        since=args.since,
+        until=args.until,
+        actor=args.actor,
+        action=args.action,
+        limit=args.limit,
+    )
+    for event in events:
+        print(audit.event_json(event) if args.json else audit.event_line(event))
+    if not events and not args.json:
+        print("foodclf audit: nothing recorded" + (" in that range." if args.since or args.until else " yet."))
+    return 0
+
+
+# ---- tokens -----------------------------------------------------------------------------------
+
+
+def _tokens_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="{create,list,revoke}")
+    create = sub.add_parser("create", help="make a token; it is printed once, alone on the last line")
+    create.add_argument("--name", required=True, help="what the token is for, e.g. photo-uploader")
+    create.add_argument(
+        "--role", required=True, choices=tokens.ROLES, help="tagger: classify and store; reader: read images, labels"
+    )
+    sub.add_parser("list", help="names, roles, created, last used (never the tokens)")
+    revoke = sub.add_parser("revoke", help="make a token fail at once")
+    revoke.add_argument("name", metavar="NAME")
+
+
+def tokens_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Create, list or revoke the HTTP API's tokens stored in the database."""
+    engine, actor = open_database(settings), local_user(settings)
+    if args.action == "create":
+        token = tokens.create_token(engine, name=args.name, role=args.role, actor=actor)
+        print(f"Created the {args.role} token {args.name!r}. Copy it now; it is not shown again:")
+        print(token)
+    elif args.action == "revoke":
+        tokens.revoke_token(engine, args.name, actor=actor)
+        print(f"Revoked the token {args.name!r}: requests with it now get 401.")
+    else:
+        rows = tokens.list_tokens(engine)
+        if not rows:
+            print("No stored tokens. Create one with `python -m foodclf tokens create --name NAME --role ROLE`.")
+        for row in rows:
+            used = f"{row.last_used_at:%Y-%m-%d %H:%M}Z" if row.last_used_at else "never"
+            print(
+                f"{row.name}\t{row.role}\tcreated {row.created_at:%Y-%m-%d %H:%M}Z by {row.created_by}\t"
+                f"last used {used}"
+            )
     return 0
 
 
@@ -371,6 +448,12 @@ COMMANDS = {
         activate,
     ),
     "serve": ("Start the HTTP API.", _serve_arguments, serve),
+    "audit": (
+        "Print the audit trail: exports, training, model switches, denials, tokens.",
+        _audit_arguments,
+        audit_log,
+    ),
+    "tokens": ("Create, list or revoke HTTP API tokens stored in the database.", _tokens_arguments, tokens_command),
 }
 
 

@@ -96,6 +96,10 @@ class SettingsError(FoodclfError, ValueError):
     """An environment variable holds a value we cannot use."""
 
 
+class AccessDenied(FoodclfError):
+    """The signed-in person's role does not include this page or action; nothing was done."""
+
+
 def _spoken(label: Optional[str]) -> str:
     # As the dashboard shows labels ("apple_pie" -> "Apple pie"); errors sit below foodclf.labels.
     text = " ".join((label or "no label").replace("_", " ").split())

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, TextIO, Union
 from sqlalchemy import Engine
 
 from db import stats
+from db.audit import record_event
 from db.engine import session_scope
 from db.export_rows import EXPORT_COLUMNS, ExportFilters, ExportRow, export_counts, export_rows
 from foodclf.errors import FoodclfError
@@ -78,14 +79,18 @@ def build_export(
     fmt: str,
     filters: ExportFilters,
     *,
+    actor: str,
     total: int = 0,
     progress: Optional[Progress] = None,
     stamp: str = "",
 ) -> ExportFile:
     """The whole export as one file in memory; progress(done, total) is called as rows stream by.
 
+    Every export is recorded in the audit trail: who, the format, the filters and the rows.
+
     Args:
         fmt: csv, jsonl or imagefolder.
+        actor: who asked for it.
         total: how many rows to expect (for the progress fraction; 0 if unknown).
         stamp: added to the file name, e.g. a date.
     """
@@ -100,10 +105,15 @@ def build_export(
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                 report = write_imagefolder(rows, archive, image_dir=image_dir)
-            return ExportFile(buffer.getvalue(), name, mime, report.written, tuple(report.missing))
-        chunks = csv_chunks(rows) if fmt == "csv" else jsonl_chunks(rows)
-        text = "".join(chunks)
-    return ExportFile(text.encode("utf-8"), name, mime, counter.done)
+            built = ExportFile(buffer.getvalue(), name, mime, report.written, tuple(report.missing))
+        else:
+            text = "".join(csv_chunks(rows) if fmt == "csv" else jsonl_chunks(rows))
+            built = ExportFile(text.encode("utf-8"), name, mime, counter.done)
+    with session_scope(engine) as session:  # a write of its own: the export's read ran in a snapshot
+        record_event(
+            session, actor, "export", format=fmt, filters=filters.to_dict(), rows=built.rows, file=built.file_name
+        )
+    return built
 
 
 class _Counted:

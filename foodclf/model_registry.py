@@ -79,14 +79,17 @@ def active_model_name(settings: Settings) -> str:
         return model.path if model is not None else settings.model
 
 
-def activate(engine: Engine, model_id: Optional[int]) -> None:
+def activate(engine: Engine, model_id: Optional[int], *, actor: str) -> None:
     """Make a registered model the one that classifies new photos (None: back to FOODCLF_MODEL).
+
+    Args:
+        actor: who switched (recorded in the audit trail with the switch).
 
     Raises:
         FoodclfError: there is no such model.
     """
     with session_scope(engine) as session:
-        set_active_model(session, model_id)
+        set_active_model(session, model_id, actor=actor)
 
 
 def metrics_table(models: list[TrainedModelInfo]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from typing import Any, Optional
 from sqlalchemy import Engine
 
 from db import stats
+from db.audit import record_event
 from db.engine import session_scope
 from db.queue import BrowseFilters, QueueFilters, browse_images, count_images, count_queue, review_queue
 from db.records import ImageSummary, image_history, image_summary
@@ -113,6 +114,15 @@ def undo_last(engine: Engine, reviewer: str) -> Optional[Saved]:
             if e["id"] == undo.undoes_review_id and e["kind"] == "review"
         )
         summary = image_summary(session, undo.image_id)
+        record_event(
+            session,
+            reviewer,
+            "undo",
+            image_id=undo.image_id,
+            review_id=undo.undoes_review_id,
+            action=undone["action"],
+            label=undone["final_label"],
+        )
     return Saved(undone["action"], undone["final_label"], summary)
 
 

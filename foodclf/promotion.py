@@ -21,7 +21,7 @@ from foodclf.classifier import forget_classifiers, load_classifier
 from foodclf.errors import FoodclfError, ModelUnavailable
 from foodclf.labels import display_label, match_key
 from foodclf.model_registry import active_model_name
-from foodclf.settings import Settings
+from foodclf.settings import Settings, local_user
 from foodclf.store import ImageStore
 
 # Share of reviewed photos in the frozen evaluation slice (per label, in expectation: the hash ignores labels).
@@ -300,15 +300,16 @@ def activate_model(
         comparison = compare_models(settings, path, gate=gate)
     if comparison.refused and force_reason is None:
         raise PromotionRefused(comparison)
+    by = by or local_user(settings)
     with session_scope(engine) as session:
-        chosen = set_active_model(session, row.id if row is not None else None)
+        chosen = set_active_model(session, row.id if row is not None else None, actor=by)
         if chosen is not None:
             record_promotion(
                 session,
                 chosen,
                 {
                     "at": utcnow().isoformat(timespec="seconds"),
-                    "by": by or settings.reviewer or "unknown",
+                    "by": by,
                     "verdict": comparison.verdict,
                     "forced": comparison.refused,
                     "reason": force_reason,

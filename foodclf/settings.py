@@ -85,7 +85,29 @@ class Settings:
         (), "FOODCLF_API_TOKENS", "Comma-separated bearer tokens the HTTP API accepts (none: loopback only)."
     )
     reviewer: str = _setting(
-        "", "FOODCLF_REVIEWER", "Name recorded as who added photos from the CLI (default: login name)."
+        "",
+        "FOODCLF_REVIEWER",
+        "Name recorded as who acts from the CLI, and as the local admin of a dashboard without sign-in "
+        "(default: login name).",
+    )
+    role_claim: str = _setting(
+        "groups", "FOODCLF_ROLE_CLAIM", "ID-token claim holding the signed-in person's groups (a list or a string)."
+    )
+    admin_groups: tuple[str, ...] = _setting(
+        (), "FOODCLF_ADMIN_GROUPS", "Comma-separated groups whose members are admins (everything, audit log)."
+    )
+    moderator_groups: tuple[str, ...] = _setting(
+        (),
+        "FOODCLF_MODERATOR_GROUPS",
+        "Comma-separated groups whose members are moderators (review queue, Classify, decisions).",
+    )
+    viewer_groups: tuple[str, ...] = _setting(
+        (), "FOODCLF_VIEWER_GROUPS", "Comma-separated groups whose members are viewers (Stats, Browse, read only)."
+    )
+    session_hours: float = _setting(
+        12.0,
+        "FOODCLF_SESSION_HOURS",
+        "Hours a dashboard sign-in lasts, from the ID token's issue time; then sign in again (0: no limit).",
     )
     # Not a variable of its own: whether FOODCLF_MODEL was set. Only the default left unset may give way
     # to the starter model offline; a model someone chose fails with a message instead.
@@ -108,6 +130,8 @@ class Settings:
             "auto, cpu, cuda or cuda:N",
         )
         _check(bool(self.model.strip()), "FOODCLF_MODEL", "a hub id or a folder")
+        _check(bool(self.role_claim.strip()), "FOODCLF_ROLE_CLAIM", "the name of an ID-token claim")
+        _check(self.session_hours >= 0, "FOODCLF_SESSION_HOURS", "0 or more")
 
     @property
     def max_upload_bytes(self) -> int:

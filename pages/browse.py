@@ -7,9 +7,10 @@ import streamlit as st
 from db.queue import BrowseFilters
 from foodclf import moderation
 from foodclf.labels import display_label
-from ui import cache, dates, guards, identity, messages, navigation, photo_card
+from ui import access, cache, dates, guards, messages, navigation, photo_card
 
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
+access.require_page("browse")  # signed in, and a role that includes this page; else a refusal and a stop
 
 SELECTED = "browse_selected"  # the image id whose details are open
 CURSORS = "browse_cursors"  # the `after` cursor of each page visited, so "Newer" can step back
@@ -69,7 +70,6 @@ def _details(engine, image_id: int, labels: list[str]) -> None:
         head[1].button(
             "Close", key="detail_close", icon=":material/close:", on_click=_select, args=(None,), width="stretch"
         )
-        identity.identity_prompt()
         photo_card.photo_card(
             photo,
             key=f"b_{photo.image_id}",

@@ -9,10 +9,11 @@ import streamlit as st
 
 from foodclf import moderation
 from foodclf.images import ACCEPTED_EXTENSIONS
-from ui import cache, guards, identity, messages, navigation, photo_card
+from ui import access, cache, guards, identity, messages, navigation, photo_card
 from ui.uploads import UploadOutcome, classify_uploads
 
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
+access.require_page("classify")  # signed in, and a role that includes this page; else a refusal and a stop
 
 OUTCOMES = "classify_outcomes"  # uploader file id -> UploadOutcome, so a rerun never classifies twice
 UPLOADER = "classify_upload"

@@ -11,9 +11,10 @@ from foodclf import export
 from foodclf.errors import FoodclfError
 from foodclf.export import ExportFilters
 from foodclf.labels import display_label
-from ui import cache, dates, guards, messages, navigation
+from ui import access, cache, dates, guards, identity, messages, navigation
 
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
+access.require_page("export")  # signed in, and a role that includes this page; else a refusal and a stop
 
 READY = "export_ready"  # (format, filters) -> ExportFile: the last file built, until the choice changes
 PREVIEW_ROWS = 10
@@ -44,6 +45,10 @@ def _choices(labels: list[str]) -> tuple[str, ExportFilters]:
 
 
 def _build(fmt: str, filters: ExportFilters, total: int) -> None:
+    actor = identity.acting_as("export")  # checked again at the click, and recorded with the export
+    if actor is None:
+        messages.show_flash()
+        return
     bar = st.progress(0.0, text="Preparing the export…")
 
     def step(done: int, expected: int) -> None:
@@ -55,6 +60,7 @@ def _build(fmt: str, filters: ExportFilters, total: int) -> None:
             cache.settings().image_dir,
             fmt,
             filters,
+            actor=actor,
             total=total,
             progress=step,
             stamp=datetime.now(timezone.utc).strftime("%Y%m%d-%H%M"),

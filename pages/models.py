@@ -12,9 +12,10 @@ from foodclf.errors import FoodclfError
 from foodclf.export import ExportFilters
 from foodclf.labels import display_label
 from foodclf.training.train import TRAINING_BASES, train_from_reviews
-from ui import cache, dates, guards, identity, messages, navigation
+from ui import access, cache, dates, guards, identity, messages, navigation
 
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
+access.require_page("models")  # signed in, and a role that includes this page; else a refusal and a stop
 
 BASE = 0  # the selectbox's value for "no trained model: FOODCLF_MODEL"
 COMPARED = "m_compared"  # (model choice, Comparison) last measured against the model in use
@@ -23,14 +24,12 @@ MODES = {"head": "Head only (a CPU, minutes)", "full": "Every layer (needs a GPU
 
 def _switch(choice: int, force: bool = False) -> None:
     """Activate the chosen model through the promotion gate; drop the loaded one, so the next classification uses it."""
+    actor = identity.acting_as("activate")  # checked again at the click: a stale page gets a refusal
+    if actor is None:
+        return
     reason = st.session_state.get("m_reason") if force else None
     try:
-        promotion.activate_model(
-            cache.settings(),
-            None if choice == BASE else choice,
-            force_reason=reason,
-            by=identity.current_reviewer() or "",
-        )
+        promotion.activate_model(cache.settings(), None if choice == BASE else choice, force_reason=reason, by=actor)
     except promotion.PromotionRefused as err:
         st.session_state[COMPARED] = (choice, err.comparison)
         messages.flash(
@@ -154,7 +153,9 @@ def _comparison(choice: int, path: str) -> None:
 
 
 def _start(filters: ExportFilters, base: str, mode: str, activate: bool) -> None:
-    reviewer = identity.current_reviewer()
+    reviewer = identity.acting_as("train")  # checked again at the click: a stale page gets a refusal
+    if reviewer is None:
+        return
     settings = cache.settings().replace(reviewer=reviewer)  # recorded as who trained it
     started = cache.training_job().start(
         train_from_reviews,

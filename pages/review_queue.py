@@ -10,9 +10,10 @@ from foodclf import moderation
 from foodclf.errors import FoodclfError
 from foodclf.labels import display_label
 from foodclf.moderation import Decision
-from ui import cache, dates, guards, identity, messages, navigation, photo_card
+from ui import access, cache, dates, guards, identity, messages, navigation, photo_card
 
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
+access.require_page("review")  # signed in, and a role that includes this page; else a refusal and a stop
 
 SKIPPED = "queue_skipped"  # image ids skipped this session: the queue moves past them
 FOCUS = "queue_focus"  # an image shown before the queue's next (after an undo or a conflict)
@@ -40,9 +41,8 @@ def _after_conflict(photo) -> None:
 
 
 def _undo() -> None:
-    reviewer = identity.current_reviewer()
+    reviewer = identity.acting_as("decide")  # checked again at the click: a refusal is flashed
     if reviewer is None:
-        messages.flash("warning", "Enter your name first: undo takes back your own last decision.")
         return
     try:
         undone = moderation.undo_last(cache.engine(), reviewer)
@@ -71,7 +71,9 @@ def _show_skipped_again() -> None:
 
 def _confirm_ticked(photos: list, editor_key: str) -> None:
     """Confirm every ticked row of the grid; conflicts are reported, the rest are saved."""
-    reviewer = identity.current_reviewer()
+    reviewer = identity.acting_as("decide")  # checked again at the click: a refusal is flashed
+    if reviewer is None:
+        return
     edits = st.session_state.get(editor_key, {}).get("edited_rows", {})
     default = st.session_state.get(GRID_ALL, False)
     ticked = [photo for row, photo in enumerate(photos) if edits.get(row, {}).get("confirm", default)]
@@ -214,8 +216,6 @@ def _grid(engine, filters: QueueFilters, size: int) -> None:
     )
     cols[1].button("Tick all", key="grid_all", on_click=_tick_all, args=(True,), width="stretch")
     cols[2].button("Clear", key="grid_none", on_click=_tick_all, args=(False,), width="stretch")
-    if identity.current_reviewer() is None:
-        st.caption(":material/lock: Enter your name above to save decisions.")
 
 
 def _empty_state(filters: QueueFilters) -> None:

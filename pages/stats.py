@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import streamlit as st
 
-from ui import cache, charts, dates, guards, messages, navigation
+from ui import access, cache, charts, dates, guards, messages, navigation
 
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
+access.require_page("stats")  # signed in, and a role that includes this page; else a refusal and a stop
 
 PERIODS = {"Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90, "All time": None, "Custom": -1}
 

@@ -11,7 +11,7 @@ from db.engine import close_database, open_database
 from factories import image_factory, make_review_row, photo
 from foodclf.settings import Settings, setting_fields
 from foodclf.starter_model import ensure_starter_model
-from pages_support import Dashboard, clear_streamlit_caches
+from pages_support import GROUPS, Dashboard, clear_streamlit_caches
 from tiny_models import build_tiny_clip, build_tiny_vit
 
 
@@ -111,6 +111,11 @@ def dashboard(settings, monkeypatch) -> Dashboard:
         "FOODCLF_PRECISION": "fp32",
         "FOODCLF_WORKERS": "1",
         "FOODCLF_BATCH_SIZE": "4",
+        # Sign-in roles for tests that sign someone in (pages_support.sign_in); without sign-in: local admin.
+        "FOODCLF_ADMIN_GROUPS": GROUPS["admin"],
+        "FOODCLF_MODERATOR_GROUPS": GROUPS["moderator"],
+        "FOODCLF_VIEWER_GROUPS": GROUPS["viewer"],
+        "FOODCLF_REVIEWER": "local-admin",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

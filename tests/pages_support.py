@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from foodclf.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60  # seconds per AppTest run: the first one loads the tiny model
+# The groups the dashboard fixture maps to roles (FOODCLF_*_GROUPS).
+GROUPS = {"admin": "foodclf-admins", "moderator": "foodclf-moderators", "viewer": "foodclf-viewers"}
 
 
 @dataclass
@@ -31,6 +34,21 @@ class Dashboard:
         from streamlit.testing.v1 import AppTest
 
         return AppTest.from_file(str(ROOT / "pages" / page), default_timeout=TIMEOUT)
+
+
+def signed_in(who: str, role: str | None = "moderator", /, **claims) -> dict:
+    """st.user for a person signed in with sign-in configured: email `who`, in the group of `role`.
+
+    role=None: a group that maps to no role. `iat` is now unless given (FOODCLF_SESSION_HOURS counts from it).
+    """
+    groups = [GROUPS[role]] if role else ["some-other-team"]
+    return {"is_logged_in": True, "email": who, "sub": f"sub-{who}", "groups": groups, "iat": time.time()} | claims
+
+
+def sign_in(at, who: str, role: str | None = "moderator", /, **claims):
+    """Make an AppTest's user a signed-in person with a role (see signed_in); returns the AppTest."""
+    at.user = signed_in(who, role, **claims)
+    return at
 
 
 def clear_streamlit_caches() -> None:

@@ -51,9 +51,15 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, str]:
 
 
 @contextlib.contextmanager
-def running_dashboard(settings: Settings, log_path: Path) -> Iterator[str]:
-    """Serve dashboard.py until the block ends; yields the base URL. The server's output goes to log_path."""
-    port = free_port()
+def running_dashboard(
+    settings: Settings, log_path: Path, *, port: int | None = None, args: tuple = (), env: dict | None = None
+) -> Iterator[str]:
+    """Serve dashboard.py until the block ends; yields the base URL. The server's output goes to log_path.
+
+    Args:
+        port: the port (default: a free one); args: more `streamlit run` options; env: more variables.
+    """
+    port = port or free_port()
     command = [
         sys.executable,
         "-m",
@@ -68,6 +74,7 @@ def running_dashboard(settings: Settings, log_path: Path) -> Iterator[str]:
         "127.0.0.1",
         "--browser.gatherUsageStats",
         "false",
+        *args,
     ]
     base = f"http://127.0.0.1:{port}"
     with (
@@ -75,7 +82,7 @@ def running_dashboard(settings: Settings, log_path: Path) -> Iterator[str]:
         subprocess.Popen(
             command,
             cwd=ROOT,
-            env=dashboard_env(settings),
+            env={**dashboard_env(settings), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         ) as server,

@@ -40,13 +40,14 @@ def test_exposed_hosts(host, settings):
 
 
 @pytest.fixture
-def no_server(monkeypatch):
-    """Record uvicorn.run's arguments instead of serving."""
+def no_server(monkeypatch, settings):
+    """Record uvicorn.run's arguments instead of serving (with the test's own database)."""
     import uvicorn
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
     monkeypatch.delenv("FOODCLF_API_TOKENS", raising=False)
+    monkeypatch.setenv("FOODCLF_DATABASE_URL", settings.database_url)
     return calls
 
 

@@ -37,11 +37,11 @@ def test_only_one_model_is_active(session):
     v1 = register(session, "v1", activate=True)
     assert active_model(session) is v1
     v2 = register(session, "v2")
-    set_active_model(session, "v2")
+    set_active_model(session, "v2", actor="alice")
     assert active_model(session) is v2 and not v1.active
-    set_active_model(session, v1.id)
+    set_active_model(session, v1.id, actor="alice")
     assert active_model(session) is v1 and not v2.active
-    assert set_active_model(session, None) is None
+    assert set_active_model(session, None, actor="alice") is None
     assert active_model(session) is None
 
 
@@ -50,6 +50,6 @@ def test_mistakes_are_explained(session):
     with pytest.raises(FoodclfError, match="A model named 'v1' is already registered"):
         register(session, "v1")
     with pytest.raises(FoodclfError, match="There is no trained model 'v9'"):
-        set_active_model(session, "v9")
+        set_active_model(session, "v9", actor="alice")
     with pytest.raises(ValueError, match="name: expected 1 to 100 characters"):
         register(session, "  ")

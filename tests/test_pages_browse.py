@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pages_support import reviews, run, seed_photo, seed_review, texts
+from pages_support import reviews, run, seed_photo, seed_review, sign_in, texts
 
 PAGE = "browse.py"
 
@@ -40,8 +40,7 @@ def test_the_gallery_filters_and_opens_a_photos_history(dashboard):
 
 def test_a_decision_from_the_details(dashboard):
     pizza = seed_photo(dashboard, "pizza", 0.9, (200, 40, 40))
-    at = dashboard.app(PAGE)
-    at.session_state["reviewer"] = "Eve"
+    at = sign_in(dashboard.app(PAGE), "Eve")
     run(at)
     at.button(key=f"open_{pizza}").click()
     run(at)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import func, select
 
 from db.engine import session_scope
 from db.models import ImageRow, PredictionRow
-from pages_support import jpeg, reviews, run, texts
+from pages_support import jpeg, reviews, run, sign_in, texts
 
 PAGE = "classify.py"
 
@@ -17,9 +19,7 @@ def _upload(at, *files):
 
 
 def _signed_in(dashboard, name="Alice"):
-    at = dashboard.app(PAGE)
-    at.session_state["reviewer"] = name
-    return run(at)
+    return run(sign_in(dashboard.app(PAGE), name))
 
 
 def _button(at, suffix: str):
@@ -31,13 +31,12 @@ def _count(dashboard, model) -> int:
         return session.scalar(select(func.count()).select_from(model))
 
 
-def test_nothing_is_saved_until_the_moderator_gives_a_name(dashboard):
-    at = run(dashboard.app(PAGE))
-    assert at.file_uploader(key="classify_upload").disabled
-    assert at.text_input(key="reviewer_entry").label.startswith("Who is reviewing?")
-    at.text_input(key="reviewer_entry").input("  Alice   Smith ").run()
-    assert at.session_state["reviewer"] == "Alice Smith"
-    assert not at.file_uploader(key="classify_upload").disabled
+def test_signed_out_nothing_can_be_uploaded(dashboard):
+    at = dashboard.app(PAGE)
+    at.user = {"is_logged_in": False}
+    run(at)
+    assert not at.file_uploader  # the sign-in page, not the uploader
+    assert at.button(key="signin_0")
 
 
 def test_an_upload_shows_the_top_category_chart_and_badge(dashboard):
@@ -125,9 +124,11 @@ def test_a_known_photo_shows_its_history_instead_of_being_classified_again(dashb
     assert list(history["What"])[0].startswith("Confirmed")
 
 
-def test_the_name_prompt_blocks_decisions_on_a_shown_photo(dashboard):
+def test_a_sign_in_that_expires_blocks_decisions_on_a_shown_photo(dashboard):
     at = _upload(_signed_in(dashboard, "Alice"), ("lunch.jpg", jpeg()))
-    at.session_state["reviewer"] = ""
+    confirm = _button(at, "_confirm")
+    sign_in(at, "Alice", iat=time.time() - 13 * 3600)  # past FOODCLF_SESSION_HOURS (12) while the page is open
+    confirm.click()
     run(at)
-    assert _button(at, "_confirm").disabled
-    assert any("Enter your name" in text for text in texts(at.caption))
+    assert reviews(dashboard) == []
+    assert any("Your sign-in has expired" in text for text in texts(at.markdown))

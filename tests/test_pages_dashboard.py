@@ -1,4 +1,4 @@
-"""dashboard.py: routing to every page, the sidebar (model, reviewer), and Streamlit login as identity."""
+"""dashboard.py: routing to every page, the sidebar (model, who is signed in), and Streamlit sign-in as identity."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages_support import ROOT, TIMEOUT, reviews, run, seed_photo, texts
+from pages_support import ROOT, TIMEOUT, reviews, run, seed_photo, sign_in, texts
 
-PAGES = ["review_queue.py", "classify.py", "browse.py", "stats.py", "export.py", "models.py"]
-TITLES = ["Review queue", "Classify photos", "Browse photos", "Stats", "Export labels", "Models"]
+PAGES = ["review_queue.py", "classify.py", "browse.py", "stats.py", "export.py", "models.py", "audit.py"]
+TITLES = ["Review queue", "Classify photos", "Browse photos", "Stats", "Export labels", "Models", "Audit log"]
 
 
-def _dashboard(reviewer=None) -> AppTest:
+def _dashboard(reviewer=None, role="admin") -> AppTest:
+    """dashboard.py for a signed-in person (None: no sign-in configured, the local admin)."""
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=TIMEOUT)
     if reviewer:
-        at.session_state["reviewer"] = reviewer
+        sign_in(at, reviewer, role)
     return at
 
 
@@ -31,7 +32,7 @@ def test_the_queue_is_the_default_page_and_every_page_is_routed(dashboard):
 
 def test_the_sidebar_shows_the_model_and_the_reviewer(dashboard):
     first = run(_dashboard("Ana"))
-    assert any("Reviewing as **Ana**" in text for text in texts(first.sidebar.markdown))
+    assert any("Signed in as **Ana** · admin" in text for text in texts(first.sidebar.markdown))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # the model loads in the background; pages don't wait for it
         at = run(_dashboard("Ana"))
@@ -72,9 +73,7 @@ def test_the_sidebar_says_plainly_when_the_offline_starter_model_answers(dashboa
 
 def test_a_model_that_cannot_load_is_explained(dashboard, monkeypatch, tmp_path):
     monkeypatch.setenv("FOODCLF_MODEL", str(tmp_path / "no-such-model"))
-    at = dashboard.app("classify.py")
-    at.session_state["reviewer"] = "Ana"
-    run(at)
+    at = run(dashboard.app("classify.py"))
     at.file_uploader(key="classify_upload").set_value([("a.jpg", b"\xff\xd8\xff", "image/jpeg")])
     run(at)
     assert any("There is no model folder" in text for text in texts(at.error))
@@ -84,14 +83,13 @@ def test_a_model_that_cannot_load_is_explained(dashboard, monkeypatch, tmp_path)
 @pytest.mark.parametrize(
     "user, expected",
     [
-        ({"is_logged_in": True, "name": "Sam Lee", "email": "sam@example.com"}, "Sam Lee"),
-        ({"is_logged_in": True, "email": "kim@example.com"}, "kim@example.com"),
+        ({"name": "Sam Lee", "email": "sam@example.com"}, "sam@example.com"),  # the email, not the display name
+        ({"email": None, "sub": "248289761001"}, "248289761001"),  # no email: the subject
     ],
 )
-def test_streamlit_login_is_the_reviewer(dashboard, user, expected):
+def test_the_signed_in_person_is_the_reviewer(dashboard, user, expected):
     photo = seed_photo(dashboard, "pizza", 0.4, (1, 2, 3))
-    at = dashboard.app("review_queue.py")
-    at.user = user
+    at = sign_in(dashboard.app("review_queue.py"), "x", "moderator", **user)
     run(at)
     assert "reviewer_entry" not in [t.key for t in at.text_input]  # no name to type
     at.button(key=f"q_{photo}_confirm").click()
@@ -99,21 +97,22 @@ def test_streamlit_login_is_the_reviewer(dashboard, user, expected):
     assert reviews(dashboard) == [(photo, "confirmed", "pizza", expected)]
 
 
-def test_logged_out_with_login_configured_asks_to_log_in(dashboard):
+def test_signed_out_with_sign_in_configured_sees_only_the_sign_in_button(dashboard):
     photo = seed_photo(dashboard, "pizza", 0.4, (1, 2, 3))
     at = dashboard.app("review_queue.py")
     at.user = {"is_logged_in": False}
     run(at)
-    assert at.button(key="login")
-    assert at.button(key=f"q_{photo}_confirm").disabled
+    assert at.button(key="signin_0")
+    assert not [b for b in at.button if b.key == f"q_{photo}_confirm"] and not at.metric
 
 
-def test_change_name(dashboard):
-    at = run(_dashboard("Ana"))
-    at.button(key="change_name").click()
-    run(at)
-    assert "reviewer" not in at.session_state or not at.session_state["reviewer"]
-    assert at.text_input(key="reviewer_entry").value == ""
+def test_without_sign_in_the_local_user_is_admin_and_a_note_says_so(dashboard):
+    at = run(_dashboard())
+    [note] = texts(at.sidebar.info)
+    assert note.startswith("Local mode: no sign-in is configured, so you (local-admin) are admin")
+    assert "this machine only" in note
+    links = [link.label for link in at.sidebar.get("page_link")]
+    assert links == ["Review queue", "Classify photos", "Browse", "Stats", "Export", "Models", "Audit log"]
 
 
 def test_the_streamlit_config_matches_the_settings():

@@ -8,7 +8,7 @@ from db.engine import session_scope
 from db.models import PredictionRow
 from db.trained_models import list_models, register_model
 from foodclf.labels import FOOD101_LABELS
-from pages_support import jpeg, run, seed_photo, seed_review, texts
+from pages_support import jpeg, run, seed_photo, seed_review, sign_in, texts
 from tiny_models import build_tiny_vit
 
 PAGE = "models.py"
@@ -65,7 +65,7 @@ def test_models_side_by_side_and_switching(dashboard, tmp_path):
 
     # New uploads are classified by the new model and record its fingerprint.
     classify = dashboard.app("classify.py")
-    classify.session_state["reviewer"] = "Ana"
+    sign_in(classify, "Ana", "admin")
     run(classify)
     classify.file_uploader(key="classify_upload").set_value([("cake.jpg", jpeg((250, 230, 200)), "image/jpeg")])
     run(classify)
@@ -89,8 +89,7 @@ def test_train_from_the_reviews_then_use_the_new_model(dashboard):
         for i in range(5):
             photo = seed_photo(dashboard, "pizza", 0.4, (r + i, g - i, b + i))
             seed_review(dashboard, photo, "corrected", "Ana", label=label)
-    at = dashboard.app(PAGE)
-    at.session_state["reviewer"] = "Ana"
+    at = sign_in(dashboard.app(PAGE), "Ana", "admin")
     run(at)
     assert any("10 reviewed photos in 2 categories" in text for text in texts(at.caption))
     at.radio(key="t_base").set_value("current")  # the tiny test model: quick

@@ -130,7 +130,7 @@ def test_the_run_is_recorded_in_the_registry(settings, photos_dir, tiny_model_di
         assert (row.train_size, row.created_by, row.active) == (24, "alice", False)
         assert active_model(session) is None
         assert current_model(settings) == settings.model
-        set_active_model(session, row.id)
+        set_active_model(session, row.id, actor="test")
     assert current_model(settings) == str(report.folder.resolve())
 
     # --base current now starts from the trained model, which already knows not_food.

@@ -12,7 +12,7 @@ from foodclf.errors import FoodclfError, ReviewConflict
 from foodclf.labels import NOT_FOOD, display_label
 from foodclf.moderation import Decision, Saved
 from ui import cache
-from ui.identity import current_reviewer
+from ui.identity import acting_as, current_reviewer
 from ui.messages import flash, unexpected
 
 CONFLICTS = "conflicts"  # image id -> the ReviewConflict message, shown on that photo once
@@ -35,9 +35,12 @@ def decision_controls(
 
     The buttons use callbacks, which run before the next script run: a page redraws with the
     decision already saved (the queue advances at once instead of flashing the old photo).
-    Without a reviewer the controls are disabled, with a hint.
+    A person whose role does not include decisions (a viewer) gets no buttons at all.
     """
-    disabled = current_reviewer() is None or not photo.scores
+    if current_reviewer() is None:
+        st.caption(":material/visibility: Read only: your role does not include recording decisions.")
+        return
+    disabled = not photo.scores
     top = photo.predicted_label or ""
     context = (photo, on_saved, on_conflict)
     st.button(
@@ -95,8 +98,6 @@ def decision_controls(
         on_click=_correct,
         args=(key, *context),
     )
-    if current_reviewer() is None:
-        st.caption(":material/lock: Enter your name above to save decisions.")
 
 
 def _correct(key: str, photo: ImageSummary, on_saved, on_conflict) -> None:
@@ -111,9 +112,8 @@ def _correct(key: str, photo: ImageSummary, on_saved, on_conflict) -> None:
 
 def _decide(decision: Decision, photo: ImageSummary, on_saved, on_conflict) -> None:
     """Save one decision (a button callback); the outcome is flashed, a conflict kept for its photo."""
-    reviewer = current_reviewer()
+    reviewer = acting_as("decide")  # checked again at the click, whatever the page showed; refusals are flashed
     if reviewer is None:
-        flash("warning", "Enter your name first: each decision is saved with who made it.")
         return
     try:
         saved = moderation.save_decision(cache.engine(), photo, decision, reviewer=reviewer)

@@ -9,27 +9,38 @@ dashboard.py, using only Streamlit's public API.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from foodclf.access import Role, allowed
+
 _routed = False  # st.navigation has run in this process
 
+# (section, file, title, icon, the act the page needs: see foodclf.access.NEEDS)
+PAGES = [
+    ("Moderate", "pages/review_queue.py", "Review queue", ":material/inbox:", "review"),
+    ("Moderate", "pages/classify.py", "Classify photos", ":material/add_photo_alternate:", "classify"),
+    ("Moderate", "pages/browse.py", "Browse", ":material/photo_library:", "browse"),
+    ("Insights", "pages/stats.py", "Stats", ":material/bar_chart:", "stats"),
+    ("Insights", "pages/export.py", "Export", ":material/download:", "export"),
+    ("Admin", "pages/models.py", "Models", ":material/model_training:", "models"),
+    ("Admin", "pages/audit.py", "Audit log", ":material/policy:", "audit"),
+]
 
-def sections() -> dict[str, list]:
-    """Every page, by menu section (pages/ is not auto-discovered: a page not listed is unreachable)."""
-    return {
-        "Moderate": [
-            st.Page("pages/review_queue.py", title="Review queue", icon=":material/inbox:", default=True),
-            st.Page("pages/classify.py", title="Classify photos", icon=":material/add_photo_alternate:"),
-            st.Page("pages/browse.py", title="Browse", icon=":material/photo_library:"),
-        ],
-        "Insights": [
-            st.Page("pages/stats.py", title="Stats", icon=":material/bar_chart:"),
-            st.Page("pages/export.py", title="Export", icon=":material/download:"),
-            st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
-        ],
-    }
+
+def sections(role: Optional[Role] = Role.ADMIN) -> dict[str, list]:
+    """The pages a role may open, by menu section; the first is the default (the queue, or Stats for viewers).
+
+    pages/ is not auto-discovered: a page not listed is unreachable, and each page checks the role
+    again itself.
+    """
+    mine = [entry for entry in PAGES if allowed(role, entry[4])] or PAGES[:1]
+    found: dict[str, list] = {}
+    for number, (section, path, title, icon, _) in enumerate(mine):
+        found.setdefault(section, []).append(st.Page(path, title=title, icon=icon, default=number == 0))
+    return found
 
 
 def route(pages: dict[str, list]):

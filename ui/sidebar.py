@@ -1,4 +1,4 @@
-"""The sidebar every page shares: the model in use and who is reviewing."""
+"""The sidebar every page shares: the model in use and who is signed in (or the local-mode note)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,19 @@ from pathlib import Path
 
 import streamlit as st
 
+from foodclf.access import Identity
 from foodclf.errors import FoodclfError
-from ui import cache, identity, messages
+from ui import access, cache, messages
 
 
-def draw() -> None:
-    """Model facts (or its loading state) and the reviewer."""
+def draw(me: Identity) -> None:
+    """Model facts (or its loading state) and who is using the dashboard, with their role."""
     with st.container(border=True):
         if cache.model_is_loading():
             _model_loading()
         else:
             _model_facts()
-    _identity()
+    _identity(me)
 
 
 @st.fragment(run_every=1.0)
@@ -52,17 +53,9 @@ def _model_facts() -> None:
         st.info(facts["note"], icon=":material/cloud_off:" if facts["note"].startswith("offline") else None)
 
 
-def _identity() -> None:
-    name = identity.current_reviewer()
-    if identity.login_configured():
-        if name:
-            st.markdown(f":material/person: Signed in as **{name}**")
-            st.button("Log out", key="logout", on_click=st.logout, type="tertiary")
-        else:
-            st.markdown(":material/person_off: Not logged in")
+def _identity(me: Identity) -> None:
+    if me.local:
+        st.info(access.local_note(me), icon=":material/computer:")
         return
-    if name:
-        st.markdown(f":material/person: Reviewing as **{name}**")
-        st.button("Not you? Change name", key="change_name", on_click=identity.forget_name, type="tertiary")
-    else:
-        st.caption(":material/person_off: No reviewer yet: enter your name on the page to save decisions.")
+    st.markdown(f":material/person: Signed in as **{me.name}** · {me.role.label if me.role else 'no access'}")
+    st.button("Sign out", key="logout", on_click=st.logout, type="tertiary", icon=":material/logout:")

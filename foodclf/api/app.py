@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -21,7 +23,9 @@ from foodclf.store import ImageStore
 DESCRIPTION = """Tags food photos with the active model and stores each photo and prediction
 in the moderators' review queue, exactly as a dashboard upload is.
 
-Send `Authorization: Bearer <token>` (a token from `FOODCLF_API_TOKENS`) with every `/v1` call.
+Send `Authorization: Bearer <token>` with every `/v1` call: a token made with
+`python -m foodclf tokens create --name NAME --role tagger|reader` (a tagger classifies and stores
+photos, a reader reads images and labels), or one from `FOODCLF_API_TOKENS` (both).
 Errors are `{"error": {"code": ..., "message": ...}}`."""
 
 # Bodies of other endpoints: none expected; a small cap stops anyone parking data on us.
@@ -82,16 +86,41 @@ def body_limits(settings: Settings):
     return limit_for
 
 
-def check_exposure(host: str, settings: Settings) -> None:
+def check_exposure(host: str, settings: Settings, *, stored_tokens: bool = False) -> None:
     """Refuse an open API on an address other machines can reach.
+
+    Args:
+        stored_tokens: whether the database holds tokens (`python -m foodclf tokens create`).
 
     Raises:
         SettingsError: the address is not loopback and no API token is configured.
     """
-    if settings.api_tokens or is_loopback(host):
+    if settings.api_tokens or stored_tokens or is_loopback(host):
         return
     raise SettingsError(
         f"Refusing to listen on {host} without API tokens: anyone who can reach this machine could "
-        "classify photos and fill the review queue. Set FOODCLF_API_TOKENS to one or more "
-        "comma-separated secret tokens, or listen on 127.0.0.1 (the default)."
+        "classify photos and fill the review queue. Create one with `python -m foodclf tokens create "
+        "--name NAME --role tagger`, or set FOODCLF_API_TOKENS to one or more comma-separated secret "
+        "tokens, or listen on 127.0.0.1 (the default)."
     )
+
+
+class HideQueryStrings(logging.Filter):
+    """Access-log lines without query strings: a client that puts a token in the URL must not get it logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
+            # uvicorn's access record: (client, method, path with query, HTTP version, status)
+            record.args = (*args[:2], args[2].split("?", 1)[0] + "?…", *args[3:])
+        return True
+
+
+def log_config() -> dict:
+    """uvicorn's logging, with query strings left out of the access log."""
+    from uvicorn.config import LOGGING_CONFIG  # only `serve` runs uvicorn: the others start without it
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["hide_query"] = {"()": HideQueryStrings}
+    config["handlers"]["access"]["filters"] = ["hide_query"]
+    return config

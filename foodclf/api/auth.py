@@ -1,4 +1,8 @@
-"""Bearer tokens from FOODCLF_API_TOKENS, compared in constant time."""
+"""Bearer tokens: FOODCLF_API_TOKENS (every role) and tokens stored hashed in the database (one role each).
+
+Stored tokens are made with `python -m foodclf tokens create --name NAME --role tagger|reader`.
+A token is never logged: refusals say what to do, not what was sent.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,22 @@ import hmac
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
+from foodclf import tokens
 from foodclf.api.errors import ApiError
+from foodclf.tokens import Caller
 
 # auto_error=False: a missing header gets our JSON 401, not FastAPI's own 403/401 shape.
 # Declared as a security scheme so /docs offers an "Authorize" button.
-bearer = HTTPBearer(auto_error=False, description="A token from FOODCLF_API_TOKENS.")
+bearer = HTTPBearer(
+    auto_error=False, description="A token from `python -m foodclf tokens create`, or from FOODCLF_API_TOKENS."
+)
 
 # Recorded as who added a photo when no tokens are configured (loopback-only service).
 OPEN_ACCESS_NAME = "api"
+EVERY_ROLE = frozenset(tokens.ROLES)
+WHAT_ROLE_ALLOWS = {"tagger": "classify and store photos", "reader": "read stored images and labels"}
 
 
 def token_name(tokens: tuple[str, ...], presented: str) -> str | None:
@@ -32,19 +43,53 @@ def token_name(tokens: tuple[str, ...], presented: str) -> str | None:
     return match
 
 
-async def require_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
-    """Dependency: the caller's recorded name, or a 401 when the token is missing or wrong."""
-    tokens = request.app.state.settings.api_tokens
-    if not tokens:
-        return OPEN_ACCESS_NAME
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if credentials is None:
-        raise ApiError(
-            401,
-            "Send the header 'Authorization: Bearer <token>' with a token from FOODCLF_API_TOKENS.",
-            headers=challenge,
-        )
-    name = token_name(tokens, credentials.credentials)
-    if name is None:
+def _identify(request: Request, presented: str | None) -> Caller | None:
+    """The caller, or None when a token is needed and this one (or none) does not do."""
+    settings = request.app.state.settings
+    engine = request.app.state.photos.engine
+    if presented is not None:
+        name = token_name(settings.api_tokens, presented)
+        if name is not None:
+            return Caller(name, EVERY_ROLE)
+        return tokens.check_token(engine, presented)
+    if not settings.api_tokens and not tokens.stored_tokens_exist(engine):
+        return Caller(OPEN_ACCESS_NAME, EVERY_ROLE)  # no tokens anywhere: loopback only (see check_exposure)
+    return None
+
+
+async def require_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
+    """Dependency: the caller (recorded name and roles), or a 401 when the token is missing, wrong or revoked."""
+    # FastAPI runs this once per request, though the router and the route's role check both depend on it.
+    presented = credentials.credentials if credentials is not None else None
+    caller = await run_in_threadpool(_identify, request, presented)
+    if caller is None:
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if presented is None:
+            raise ApiError(
+                401,
+                "Send the header 'Authorization: Bearer <token>' with a token an admin gave you.",
+                headers=challenge,
+            )
         raise ApiError(401, "This API token is not valid; ask the administrator for a current one.", headers=challenge)
-    return name
+    return caller
+
+
+def require_role(role: str):
+    """Dependency factory: the caller, or a 403 when their token's role does not include `role`."""
+    if role not in EVERY_ROLE:
+        raise ValueError(f"role: expected one of {', '.join(sorted(EVERY_ROLE))}, not {role!r}")
+
+    async def check(caller: Caller = Depends(require_token)) -> Caller:
+        if role not in caller.roles:
+            raise ApiError(
+                403,
+                f"This token's role does not allow this: a {role} token can {WHAT_ROLE_ALLOWS[role]}; "
+                "ask the administrator for one.",
+            )
+        return caller
+
+    return check
+
+
+tagger = require_role("tagger")
+reader = require_role("reader")

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from foodclf.api import schemas  # the module, not the package
-from foodclf.api.auth import require_token
+from foodclf.api.auth import reader, require_token, tagger
 from foodclf.api.errors import ApiError
 from foodclf.api.uploads import BATCH_BODY_DOC, SINGLE_BODY_DOC, batch_uploads, single_upload
 from foodclf.labels import display_label
+from foodclf.tokens import Caller
 
-ERRORS = {status: {"model": schemas.ErrorResponse} for status in (401, 422, 503)}
-UPLOAD_ERRORS = {status: {"model": schemas.ErrorResponse} for status in (400, 401, 413, 415, 422, 503)}
+ERRORS = {status: {"model": schemas.ErrorResponse} for status in (401, 403, 422, 503)}
+UPLOAD_ERRORS = {status: {"model": schemas.ErrorResponse} for status in (400, 401, 403, 413, 415, 422, 503)}
 
 TopK = Annotated[
     Optional[int], Query(ge=0, le=10_000, description="Categories per photo; 0: all; default FOODCLF_TOP_K.")
@@ -39,7 +40,7 @@ async def readyz(request: Request) -> dict:
 
 
 @v1.post("/classify", response_model=schemas.Classification, responses=UPLOAD_ERRORS, openapi_extra=SINGLE_BODY_DOC)
-async def classify(request: Request, top_k: TopK = None, added_by: str = Depends(require_token)) -> dict:
+async def classify(request: Request, top_k: TopK = None, caller: Caller = Depends(tagger)) -> dict:
     """Classify one photo (multipart field `file`, or the raw body with an image Content-Type) and store it
     for review. A photo already stored is answered from the database, without running the model."""
     state = request.app.state
@@ -48,17 +49,17 @@ async def classify(request: Request, top_k: TopK = None, added_by: str = Depends
         name, data = await single_upload(request, state.settings.max_upload_bytes)
     finally:
         await request.close()  # the multipart parser's temporary files
-    return await run_in_threadpool(state.photos.classify_one, classifier, name, data, top_k, added_by)
+    return await run_in_threadpool(state.photos.classify_one, classifier, name, data, top_k, caller.name)
 
 
 @v1.post("/classify/batch", response_model=schemas.BatchResponse, responses=UPLOAD_ERRORS, openapi_extra=BATCH_BODY_DOC)
-async def classify_batch(request: Request, top_k: TopK = None, added_by: str = Depends(require_token)) -> dict:
+async def classify_batch(request: Request, top_k: TopK = None, caller: Caller = Depends(tagger)) -> dict:
     """Classify several photos (multipart fields `files`); a refused photo gets its error in its item."""
     state = request.app.state
     classifier = state.model.get()
     try:
         uploads = await batch_uploads(request)
-        items = await run_in_threadpool(state.photos.classify_batch, classifier, uploads, top_k, added_by)
+        items = await run_in_threadpool(state.photos.classify_batch, classifier, uploads, top_k, caller.name)
     finally:
         await request.close()  # the multipart parser's temporary files
     refused = sum(item["error"] is not None for item in items)
@@ -66,8 +67,8 @@ async def classify_batch(request: Request, top_k: TopK = None, added_by: str = D
 
 
 @v1.get("/images/{content_id}", response_model=schemas.ImageHistory)
-def image_history(request: Request, content_id: ContentId) -> dict:
-    """A stored photo's predictions and reviews, oldest first."""
+def image_history(request: Request, content_id: ContentId, caller: Caller = Depends(reader)) -> dict:
+    """A stored photo's predictions and reviews, oldest first (a reader token)."""
     history = request.app.state.photos.history(content_id)
     if history is None:
         raise ApiError(404, f"No stored photo has the id {content_id}.")
@@ -76,7 +77,7 @@ def image_history(request: Request, content_id: ContentId) -> dict:
 
 @v1.get("/labels", response_model=schemas.Labels)
 async def labels(request: Request) -> dict:
-    """The active model's categories."""
+    """The active model's categories (any token)."""
     classifier = request.app.state.model.get()
     return {
         "model": {"id": classifier.model_id, "fingerprint": classifier.fingerprint},

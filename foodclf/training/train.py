@@ -13,6 +13,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from db.audit import record_event
 from db.engine import open_database, session_scope
 from db.export_rows import ExportFilters
 from db.trained_models import list_models, register_model
@@ -187,6 +188,72 @@ def train_model(
     """
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {', '.join(MODES)}, not {mode!r}")
+    options = dict(
+        base=base,
+        mode=mode,
+        out=out,
+        val=val,
+        epochs=epochs,
+        seed=seed,
+        refit=refit,
+        activate=activate,
+        bars=bars,
+        keep_labels=keep_labels,
+        keep=keep,
+        force_reason=force_reason,
+    )
+    options["progress_callback"] = progress_callback
+    if not register:  # a model kept out of the database: nothing there to record it in
+        return _train_model(settings, source, register=False, **options)
+    actor = local_user(settings)
+    about = {"base": base, "mode": mode, "activate": activate, "source": _source_record(source)}
+    _audit(settings, actor, "training_started", **about)
+    try:
+        report = _train_model(settings, source, register=True, **options)
+    except BaseException as err:  # recorded, then raised as it was (an interrupt too)
+        _audit(settings, actor, "training_failed", **about, error=type(err).__name__)
+        raise
+    _audit(
+        settings,
+        actor,
+        "training_finished",
+        **about,
+        model=report.name,
+        model_id=report.registry_id,
+        accuracy=report.validation.get("accuracy"),
+        seconds=round(report.seconds, 1),
+    )
+    return report
+
+
+def _audit(settings, actor: str, action: str, /, **detail) -> None:
+    with session_scope(open_database(settings)) as session:
+        record_event(session, actor, action, **detail)
+
+
+def _source_record(source) -> dict:
+    return {"filters": source.to_dict()} if _is_filters(source) else {"folder": str(source)}
+
+
+def _train_model(
+    settings,
+    source,
+    *,
+    base: str,
+    mode: str,
+    out,
+    val,
+    epochs: Optional[int],
+    seed: int,
+    refit: bool,
+    register: bool,
+    activate: bool,
+    progress_callback: Optional[ProgressCallback],
+    bars: bool,
+    keep_labels: Optional[bool],
+    keep: Optional[KeepSettings],
+    force_reason: Optional[str],
+) -> TrainingReport:
     started = time.perf_counter()
     created = datetime.now(timezone.utc)
     progress = Progress(progress_callback, bars)
