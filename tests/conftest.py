@@ -1,12 +1,19 @@
-"""Shared fixtures: tiny models built here (no downloads), a fresh database per test."""
+"""Shared fixtures: tiny models built here (no downloads), a fresh database per test.
+
+Every test that reads or writes the database runs on SQLite and, when FOODCLF_TEST_DATABASE_URL
+names a PostgreSQL server, on PostgreSQL too (the `database` fixture's parameter; see
+tests/databases.py). With CI=true a run without PostgreSQL fails.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
 import pytest
 
+from databases import POSTGRES_ENV, PostgresServer, backends, fresh_databases, postgres_url, uses_database
 from db.engine import close_database, open_database
 from factories import image_factory, make_review_row, photo
 from foodclf.settings import Settings, setting_fields
@@ -39,12 +46,102 @@ def starter_cache_dir(tmp_path_factory) -> Path:
     return cache
 
 
+# --- which database: SQLite always, PostgreSQL too where FOODCLF_TEST_DATABASE_URL is set ---
+
+_SERVER = pytest.StashKey[PostgresServer]()
+_VERSION = pytest.StashKey[str]()
+_PASSED_ON_POSTGRES: list[str] = []
+
+
+def pytest_configure(config):
+    url = postgres_url()
+    if url is None:
+        return
+    server = PostgresServer(url)
+    try:
+        version = server.check()
+    except Exception as err:  # noqa: BLE001  (any failure to reach it stops the run with its reason)
+        server.admin.dispose()
+        raise pytest.UsageError(f"{POSTGRES_ENV} is set but the server cannot be used: {err}") from None
+    config.stash[_SERVER] = server
+    config.stash[_VERSION] = version
+
+
+def pytest_unconfigure(config):
+    server = config.stash.get(_SERVER, None)
+    if server is not None:
+        server.close()
+
+
+def pytest_generate_tests(metafunc):
+    """Database tests get a parameter per backend; the rest (and `sqlite_only` ones) keep SQLite, unparametrized."""
+    if len(backends()) == 1 or metafunc.definition.get_closest_marker("sqlite_only"):
+        return
+    if not uses_database(metafunc.definition.path.name, metafunc.fixturenames):
+        return
+    for fixture, scope in (("database", "function"), ("module_database", "module")):
+        if fixture in metafunc.fixturenames:
+            metafunc.parametrize(fixture, backends(), indirect=True, scope=scope)
+
+
+def pytest_report_header(config):
+    return _database_line(config)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    line = _database_line(config)
+    if _SERVER in config.stash:
+        line += f"; {len(_PASSED_ON_POSTGRES)} tests passed on PostgreSQL"
+    required = _postgres_required(config)
+    terminalreporter.write_sep("-", line, red=required, bold=required)
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed and "[postgresql" in report.nodeid:
+        _PASSED_ON_POSTGRES.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _postgres_required(session.config) and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _postgres_required(config) -> bool:
+    """CI must test PostgreSQL: a CI run without it fails, whatever else passed."""
+    return os.environ.get("CI", "").lower() == "true" and _SERVER not in config.stash
+
+
+def _database_line(config) -> str:
+    if _SERVER in config.stash:
+        server = config.stash[_SERVER]
+        return f"databases: SQLite and {config.stash[_VERSION]} at {server.url.render_as_string()}"
+    line = f"databases: SQLite only; PostgreSQL NOT TESTED ({POSTGRES_ENV} is not set; see .ci/postgres.sh)"
+    return line + (": a failure with CI=true" if _postgres_required(config) else "")
+
+
 @pytest.fixture
-def settings(tmp_path, tiny_model_dir) -> Settings:
-    """Settings for one test: its own SQLite file and folders, the tiny model, fp32 on CPU."""
+def database(request, tmp_path):
+    """Fresh databases for one test on its backend (the parameter: sqlite, or postgresql where set)."""
+    backend = getattr(request, "param", "sqlite")
+    with fresh_databases(backend, tmp_path, request.config.stash.get(_SERVER, None)) as databases:
+        yield databases
+
+
+@pytest.fixture(scope="module")
+def module_database(request, tmp_path_factory):
+    """Fresh databases shared by one module's tests, on its backend (for read-only data made once)."""
+    folder = tmp_path_factory.mktemp("module-db")
+    backend = getattr(request, "param", "sqlite")
+    with fresh_databases(backend, folder, request.config.stash.get(_SERVER, None)) as databases:
+        yield databases
+
+
+@pytest.fixture
+def settings(tmp_path, tiny_model_dir, database) -> Settings:
+    """Settings for one test: its own database and folders, the tiny model, fp32 on CPU."""
     return Settings(
         model=str(tiny_model_dir),
-        database_url=f"sqlite:///{tmp_path / 'foodclf.db'}",
+        database_url=database.url(),
         image_dir=str(tmp_path / "images"),
         model_dir=str(tmp_path / "models"),
         cache_dir=str(tmp_path / "cache"),
