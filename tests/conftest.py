@@ -18,6 +18,7 @@ from db.engine import close_database, open_database
 from factories import image_factory, make_review_row, photo
 from foodclf.settings import Settings, setting_fields
 from foodclf.starter_model import ensure_starter_model
+from object_store import MotoServer
 from pages_support import GROUPS, Dashboard, clear_streamlit_caches
 from tiny_models import build_tiny_clip, build_tiny_vit
 
@@ -166,6 +167,23 @@ def settings(tmp_path, tiny_model_dir, database) -> Settings:
         workers=1,
         batch_size=4,
     )
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API (moto's server) on loopback, with the AWS variables pointing S3 clients at it."""
+    server = MotoServer()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in server.environment().items():
+            patch.setenv(name, value)
+        yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_settings(settings, s3_server) -> Settings:
+    """The test's settings with photos in a fresh S3 bucket (FOODCLF_IMAGE_DIR=s3://bucket/photos)."""
+    return settings.replace(image_dir=s3_server.new_bucket())
 
 
 @pytest.fixture
