@@ -80,9 +80,10 @@ def pytest_generate_tests(metafunc):
         return
     if not uses_database(metafunc.definition.path.name, metafunc.fixturenames):
         return
+    chosen = backends()[-1:] if metafunc.definition.get_closest_marker("one_backend") else backends()
     for fixture, scope in (("database", "function"), ("module_database", "module")):
         if fixture in metafunc.fixturenames:
-            metafunc.parametrize(fixture, backends(), indirect=True, scope=scope)
+            metafunc.parametrize(fixture, chosen, indirect=True, scope=scope)
 
 
 def pytest_report_header(config):
