@@ -96,7 +96,7 @@ def ingest_folder_ray(
                 settings=settings, model=model, source=source, added_by=added_by or local_user(settings)
             ),
             batch_size=per_batch,
-            concurrency=actors,
+            compute=ray.data.ActorPoolStrategy(size=actors),
             num_gpus=gpus_per_actor or None,
         )
         .select_columns(["path", "status", "error"])
