@@ -109,6 +109,10 @@ class ImageStore:
         """Whether the stored path's file is there."""
         return self.path(stored_path).is_file()
 
+    def source(self, stored_path: str) -> Path:
+        """What classify_many and load_image read the photo from: here, its file."""
+        return self.path(stored_path)
+
     def local_file(self, stored_path: str, cache_dir: Union[str, os.PathLike]) -> Path:
         """A local file holding the photo, for readers that need one (training): here, the stored file itself.
 
@@ -185,6 +189,11 @@ class ObjectStore:
         """Whether the stored path's object is there."""
         return self._size(self.key(stored_path)) is not None
 
+    def source(self, stored_path: str) -> "StoredObject":
+        """What classify_many and load_image read the photo from: the object, fetched when first read."""
+        self.key(stored_path)  # checked now, as a folder store's path is
+        return StoredObject(self, stored_path)
+
     def local_file(self, stored_path: str, cache_dir: Union[str, os.PathLike]) -> Path:
         """A local copy of the photo under `cache_dir`/photos (downloaded once), for readers that need a file.
 
@@ -211,6 +220,21 @@ class ObjectStore:
             return self.fs.size(key)
         except FileNotFoundError:
             return None
+
+
+class StoredObject:
+    """A photo in an object store as a file to read once: a missing object fails that photo alone."""
+
+    def __init__(self, store: ObjectStore, stored_path: str):
+        self.store = store
+        self.name = stored_path
+
+    def __repr__(self) -> str:
+        return f"StoredObject({self.store.url}/{self.name})"
+
+    def read(self, size: int = -1) -> bytes:
+        """The object's bytes (raises FoodclfError when it is missing or unreadable)."""
+        return self.store.read(self.name)
 
 
 # "<host>.<pid>" of this process, in its temporaries' names ("." and "-" kept out of the host part).

@@ -7,7 +7,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, Union
 
 from db.engine import open_database, session_scope
 from db.export_rows import ExportFilters, export_rows
@@ -16,7 +16,7 @@ from foodclf.images import content_id, find_images
 from foodclf.labels import normalise_label
 from foodclf.metrics import match_labels
 from foodclf.promotion import in_evaluation_slice
-from foodclf.store import open_store
+from foodclf.store import StoredObject, open_store
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class LabelledPhoto:
 
     content_id: str  # sha256 of the file's bytes: the feature cache's key
     label: str
-    path: Path
+    path: Union[Path, StoredObject]  # a file, or a stored photo in an object store (read when used)
     name: str  # for reports: "<folder>/<file>" or the stored file name
 
 
