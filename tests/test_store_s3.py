@@ -111,10 +111,11 @@ def test_ingest_into_the_object_store_then_export_and_train_from_it(s3_settings,
         members = {name.split("/")[-1].split(".")[0]: archive.read(name) for name in archive.namelist() if "/" in name}
     assert members == {cid: data for cid, data in stored.items()}
 
-    photos = read_reviews(s3_settings)
-    assert sorted(p.content_id for p in photos.photos) == sorted(stored)
-    assert all(p.path.read_bytes() == stored[p.content_id] for p in photos.photos)  # local copies
-    assert all(str(p.path).startswith(s3_settings.cache_dir) for p in photos.photos)
+    photo_set = read_reviews(s3_settings)
+    every = photo_set.photos + photo_set.evaluation  # the frozen evaluation slice is kept apart
+    assert sorted(p.content_id for p in every) == sorted(stored)
+    assert all(p.path.read_bytes() == stored[p.content_id] for p in every)  # local copies
+    assert all(str(p.path).startswith(s3_settings.cache_dir) for p in every)
 
 
 def test_an_export_lists_objects_missing_from_the_store(session, s3_settings, s3_server):
