@@ -9,7 +9,7 @@ from typing import Iterator
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
@@ -20,6 +20,8 @@ from foodclf.errors import DatabaseBusy, FoodclfError, StorageFull
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # How long a writer waits for another's transaction (ingest, a moderator) before giving up.
 BUSY_TIMEOUT_MS = 30_000
+# PostgreSQL advisory lock key held while migrating (any constant; "foodclf" in ASCII).
+MIGRATION_LOCK = 0x666F6F64636C66
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -93,6 +95,10 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
     migrate = engine if _is_memory(engine) else _migration_engine(engine)
     try:
         with migrate.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # Replicas starting at once migrate one after the other: the first takes this lock and
+                # upgrades, the rest wait for its commit and then find the schema already at head.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, revision)

@@ -19,6 +19,7 @@ from db.export_rows import ExportFilters
 from db.models import SOURCES
 from foodclf import audit, tokens
 from foodclf.api.app import check_exposure, create_app, log_config
+from foodclf.bulk_ray import ingest_folder_ray
 from foodclf.classifier import ClassificationResult, load_classifier
 from foodclf.errors import FoodclfError
 from foodclf.evaluation.report import evaluate_model
@@ -89,23 +90,49 @@ def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", choices=SOURCES, default="folder", help="recorded as where photos came from")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary line")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: Ray Data with a pool of model actors (DIR may be an s3:// URL)",
+    )
+    parser.add_argument("--ray-address", help="with --engine ray: a Ray cluster to join (default: start Ray here)")
+    parser.add_argument("--actors", type=int, default=2, help="with --engine ray: model actors (default: 2)")
 
 
 def ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Classify every photo under a folder into the database and the image store (resumable)."""
     from tqdm import tqdm
 
+    if args.engine != "ray" and (args.ray_address or args.actors != 2):
+        print("foodclf ingest: --ray-address and --actors go with --engine ray.", file=sys.stderr)
+        return 2
     # Without --model, ingest with the model the dashboard and the API use.
-    classifier = load_classifier(settings, args.model or active_model_name(settings))
+    model = args.model or active_model_name(settings)
     bar = tqdm(unit="photo", desc="ingest", file=sys.stderr, disable=args.no_progress or args.json, dynamic_ncols=True)
 
     def step(outcome: IngestOutcome, path: str) -> None:
-        if not outcome.ok:
-            bar.write(f"{path}: {outcome.error}", file=sys.stderr)  # above the bar, not through it
+        ray_step(path, outcome.status, None if outcome.ok else str(outcome.error))
+
+    def ray_step(path: str, status: str, error: str | None) -> None:
+        if error:
+            bar.write(f"{path}: {error}", file=sys.stderr)  # above the bar, not through it
         bar.update(1)
 
     try:
-        report = ingest_folder(settings, args.folder, classifier, source=args.source, on_outcome=step)
+        if args.engine == "ray":
+            report = ingest_folder_ray(
+                settings,
+                args.folder,
+                model,
+                actors=args.actors,
+                ray_address=args.ray_address,
+                source=args.source,
+                on_outcome=ray_step,
+            )
+        else:
+            classifier = load_classifier(settings, model)
+            report = ingest_folder(settings, args.folder, classifier, source=args.source, on_outcome=step)
     finally:
         bar.close()
     if args.json:

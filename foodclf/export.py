@@ -24,7 +24,7 @@ from db.audit import record_event
 from db.engine import session_scope
 from db.export_rows import EXPORT_COLUMNS, ExportFilters, ExportRow, export_counts, export_rows
 from foodclf.errors import FoodclfError
-from foodclf.store import ImageStore
+from foodclf.store import open_store
 
 # format key -> (what people read, MIME type, file extension)
 FORMATS = {
@@ -169,9 +169,9 @@ def write_imagefolder(
 
     Args:
         target: an empty (or new) folder, or an open ZipFile to stream into (e.g. for a download).
-        image_dir: the image store (FOODCLF_IMAGE_DIR).
+        image_dir: the image store (FOODCLF_IMAGE_DIR): a folder or an object store URL.
     """
-    store = ImageStore(image_dir)
+    store = open_store(image_dir)
     report = FolderExport()
     into_zip = isinstance(target, zipfile.ZipFile)
     if not into_zip:
@@ -188,15 +188,16 @@ def write_imagefolder(
             if not _FOLDER_NAME.fullmatch(row.final_label):
                 raise FoodclfError(f"The label {row.final_label!r} cannot be a folder name; correct it first.")
             name = f"{row.final_label}/{row.stored_path}"
-            source = store.path(row.stored_path)
-            if not source.is_file():
+            try:
+                data = store.read(row.stored_path)
+            except FoodclfError:  # missing (or unreadable) in the store: listed, the rest go on
                 report.missing.append(row.content_id)
                 continue
             if into_zip:
-                target.write(source, name, compress_type=zipfile.ZIP_STORED)  # photos are compressed already
+                target.writestr(name, data, compress_type=zipfile.ZIP_STORED)  # photos are compressed already
             else:
                 (target / row.final_label).mkdir(exist_ok=True)
-                shutil.copyfile(source, target / name)
+                (target / name).write_bytes(data)
             writer.writerow([name, row.final_label])
             report.written += 1
         meta.seek(0)

@@ -24,7 +24,7 @@ from foodclf.classifier import ClassificationResult, Classifier
 from foodclf.errors import FoodclfError, StorageFailed
 from foodclf.images import ImageSource, LoadedImage, content_id, display_name, find_images, read_source
 from foodclf.settings import Settings, local_user
-from foodclf.store import ImageStore
+from foodclf.store import open_store
 
 STORE_FAILED = "This photo could not be saved; the details are in the server log. Please try again."
 
@@ -69,7 +69,7 @@ def store_photo(
     Returns:
         The ImageRow (new, or the existing one for the same content id) with the prediction recorded.
     """
-    stored_path = ImageStore(settings.image_dir).save(loaded)
+    stored_path = open_store(settings.image_dir).save(loaded)
     image = record_image(session, loaded, source=source, added_by=added_by, stored_path=stored_path)
     record_prediction(session, image, result)
     return image
@@ -214,7 +214,7 @@ def ingest_folder(
     if not folder.exists():
         raise FoodclfError(f"There is no folder or file at {folder}.")
     engine = open_database(settings)
-    ImageStore(settings.image_dir).remove_leftovers()
+    open_store(settings.image_dir).remove_leftovers()
     files = find_images([folder])
     report = IngestReport(files=len(files))
     photos = ((None, path) for path in files)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from db.engine import open_database, session_scope
 from db.export_rows import export_rows
@@ -22,7 +22,7 @@ from foodclf.errors import FoodclfError, ModelUnavailable
 from foodclf.labels import display_label, match_key
 from foodclf.model_registry import active_model_name
 from foodclf.settings import Settings, local_user
-from foodclf.store import ImageStore
+from foodclf.store import StoredObject, open_store
 
 # Share of reviewed photos in the frozen evaluation slice (per label, in expectation: the hash ignores labels).
 EVALUATION_SHARE = 0.15
@@ -44,7 +44,7 @@ class EvaluationPhoto:
 
     content_id: str
     label: str
-    path: Path
+    path: Union[Path, StoredObject]  # its file, or its object in an object store
 
 
 @dataclass(frozen=True)
@@ -152,14 +152,13 @@ class PromotionRefused(FoodclfError):
 
 def frozen_evaluation_set(settings: Settings, *, limit: int = GateSettings.max_photos) -> list[EvaluationPhoto]:
     """The reviewed photos of the slice whose file is in the image store (at most `limit`, lowest hashes)."""
-    store = ImageStore(settings.image_dir)
+    store = open_store(settings.image_dir)
     photos = []
     with session_scope(open_database(settings)) as session:
         for row in export_rows(session):
             if in_evaluation_slice(row.content_id):
-                path = store.path(row.stored_path)
-                if path.is_file():
-                    photos.append(EvaluationPhoto(row.content_id, row.final_label, path))
+                if store.exists(row.stored_path):
+                    photos.append(EvaluationPhoto(row.content_id, row.final_label, store.source(row.stored_path)))
     photos.sort(key=lambda p: hashlib.sha256(p.content_id.encode()).digest())
     return sorted(photos[:limit], key=lambda p: p.content_id)
 

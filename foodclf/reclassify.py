@@ -20,7 +20,7 @@ from db.records import record_prediction
 from foodclf.classifier import load_classifier
 from foodclf.model_registry import active_model_name
 from foodclf.settings import Settings
-from foodclf.store import ImageStore
+from foodclf.store import open_store
 
 PAGE = 256  # photos read, classified and committed together
 
@@ -68,7 +68,7 @@ def reclassify(
         A ReclassifyReport; a run interrupted by an exception keeps every page committed before it.
     """
     classifier = classifier or load_classifier(settings, model or active_model_name(settings))
-    store = ImageStore(settings.image_dir)
+    store = open_store(settings.image_dir)
     engine = open_database(settings)
     report = ReclassifyReport(model=classifier.model_id, fingerprint=classifier.fingerprint)
     after = 0
@@ -95,7 +95,7 @@ def reclassify(
         if on_photo is not None and len(rows) > len(todo):
             on_photo(len(rows) - len(todo))
         with session_scope(engine) as session:
-            items = classifier.classify_many([store.path(r.stored_path) for r in todo])
+            items = classifier.classify_many([store.source(r.stored_path) for r in todo])
             for row, item in zip(todo, items):
                 if item.ok:
                     record_prediction(session, session.get(ImageRow, row.image_id), item.result)

@@ -10,7 +10,7 @@ from PIL import Image, ImageOps
 
 from foodclf.errors import FoodclfError
 from foodclf.images import decode_image
-from foodclf.store import ImageStore
+from foodclf.store import open_store
 
 
 def thumbnail_bytes(data: bytes, size: int = 160) -> bytes:
@@ -25,9 +25,9 @@ def thumbnail_bytes(data: bytes, size: int = 160) -> bytes:
 
 
 def stored_thumbnail(image_dir: str, stored_path: str, size: int = 160) -> Optional[bytes]:
-    """A stored photo's thumbnail; None if its file is missing or unreadable."""
+    """A stored photo's thumbnail; None if its file (or object) is missing or unreadable."""
     try:
-        return thumbnail_bytes(ImageStore(image_dir).read(stored_path), size)
+        return thumbnail_bytes(open_store(image_dir).read(stored_path), size)
     except (FoodclfError, ValueError, OSError):
         return None
 

@@ -59,33 +59,34 @@ def test_foreign_keys_are_enforced(session, make_image):
         session.flush()
 
 
-def test_migration_from_the_previous_schema_keeps_every_row(tmp_path):
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def test_migration_from_the_previous_schema_keeps_every_row(database):
+    url = database.url("old", migrated=False)
     old = create_engine(url)
     upgrade_database(old, "0001")
     with old.begin() as connection:
         assert "trained_models" not in inspect(connection).get_table_names()
         connection.execute(
             text(
-                "INSERT INTO images (id, content_id, file_name, stored_path, width, height, format, size_bytes,"
+                # No ids given: each table's first id is 1, and PostgreSQL's sequences move on as in use.
+                "INSERT INTO images (content_id, file_name, stored_path, width, height, format, size_bytes,"
                 " source, added_by, added_at, prediction_id, top_label, top_score)"
-                " VALUES (1, :cid, 'old photo.jpg', :path, 64, 48, 'JPEG', 1234, 'folder', 'carol',"
+                " VALUES (:cid, 'old photo.jpg', :path, 64, 48, 'JPEG', 1234, 'folder', 'carol',"
                 " '2024-05-01 10:00:00.000000', 1, 'pizza', 0.25)"
             ),
             {"cid": "a" * 64, "path": "a" * 64 + ".jpg"},
         )
         connection.execute(
             text(
-                "INSERT INTO predictions (id, image_id, model_id, fingerprint, top_label, top_score, scores,"
-                " uncertain, latency_ms, created_at) VALUES (1, 1, 'old-model', :fp, 'pizza', 0.25,"
-                ' \'[{"label": "pizza", "score": 0.25}]\', 1, 3.5, \'2024-05-01 10:00:00.000000\')'
+                "INSERT INTO predictions (image_id, model_id, fingerprint, top_label, top_score, scores,"
+                " uncertain, latency_ms, created_at) VALUES (1, 'old-model', :fp, 'pizza', 0.25,"
+                ' \'[{"label": "pizza", "score": 0.25}]\', TRUE, 3.5, \'2024-05-01 10:00:00.000000\')'
             ),
             {"fp": "b" * 64},
         )
         connection.execute(
             text(
-                "INSERT INTO reviews (id, image_id, prediction_id, action, final_label, reviewer, created_at)"
-                " VALUES (1, 1, 1, 'skipped', NULL, 'dave', '2024-05-02 09:00:00.000000')"
+                "INSERT INTO reviews (image_id, prediction_id, action, final_label, reviewer, created_at)"
+                " VALUES (1, 1, 'skipped', NULL, 'dave', '2024-05-02 09:00:00.000000')"
             )
         )
     old.dispose()
@@ -119,8 +120,8 @@ def test_migration_from_the_previous_schema_keeps_every_row(tmp_path):
         close_database(url)
 
 
-def test_migration_0003_records_the_label_each_current_decision_judged(tmp_path):
-    url = f"sqlite:///{tmp_path / 'judged.db'}"
+def test_migration_0003_records_the_label_each_current_decision_judged(database):
+    url = database.url("judged", migrated=False)
     old = create_engine(url)
     upgrade_database(old, "0002")
     image = (
@@ -131,7 +132,7 @@ def test_migration_0003_records_the_label_each_current_decision_judged(tmp_path)
     )
     prediction = (
         "INSERT INTO predictions (id, image_id, model_id, fingerprint, top_label, top_score, scores,"
-        " uncertain, latency_ms, created_at) VALUES (:id, :image, 'm', :fp, :label, 0.5, '[]', 0, 1,"
+        " uncertain, latency_ms, created_at) VALUES (:id, :image, 'm', :fp, :label, 0.5, '[]', FALSE, 1,"
         " '2024-05-01 10:00:00.000000')"
     )
     review = (
@@ -196,8 +197,8 @@ def test_opening_again_is_a_no_op_that_keeps_rows(settings, make_image):
     close_database(settings)
 
 
-def test_two_processes_starting_at_once_both_find_the_schema(tmp_path):
-    url = f"sqlite:///{tmp_path / 'race.db'}"
+def test_two_processes_starting_at_once_both_find_the_schema(database):
+    url = database.url("race", migrated=False)
     code = f"from db.engine import open_database; open_database({url!r})"
     runs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE) for _ in range(3)]
     outcomes = [(run.communicate(timeout=60)[1], run.returncode) for run in runs]

@@ -39,12 +39,10 @@ RANGES = [
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
-    """One database for the whole module: the tests only read it."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('stats') / 'stats.db'}"
-    with Session(open_database(url), expire_on_commit=False) as session:
+def session(module_database):
+    """One database (per backend) for the whole module: the tests only read it."""
+    with Session(open_database(module_database.url("stats")), expire_on_commit=False) as session:
         yield session
-    close_database(url)
 
 
 @pytest.fixture(scope="module")
@@ -263,8 +261,8 @@ def test_summary(session, data, span):
     )
 
 
-def test_an_empty_database_gives_empty_statistics(tmp_path):
-    url = f"sqlite:///{tmp_path / 'empty.db'}"
+def test_an_empty_database_gives_empty_statistics(database):
+    url = database.url("empty")
     session = Session(open_database(url))
     assert stats.predicted_label_counts(session) == [] and stats.final_label_counts(session) == []
     assert stats.category_rates(session) == [] and stats.confusion_pairs(session) == []
@@ -298,6 +296,7 @@ STATISTICS = [
 BIG_TABLES = {"images", "predictions", "reviews"}
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("span", [RANGES[0], RANGES[3], RANGES[4]], ids=["all-time", "range", "wide range"])
 @pytest.mark.parametrize("statistic", STATISTICS, ids=lambda f: f.__name__)
 def test_statistics_read_one_covering_index_without_sorting(session, data, statistic, span):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional, Union
 
 import pandas as pd
@@ -10,8 +9,9 @@ import streamlit as st
 
 from db.records import ImageSummary
 from foodclf import moderation
+from foodclf.errors import FoodclfError
 from foodclf.labels import display_label
-from foodclf.store import ImageStore
+from foodclf.store import open_store
 from ui import cache, charts
 from ui.decisions import OnConflict, OnSaved, conflict_notice, decision_controls
 
@@ -59,23 +59,21 @@ def photo_card(
 
 def show_photo(photo: ImageSummary, max_height: int = 560) -> None:
     """The stored photo, large but never taller than `max_height` px, so the decisions stay in view."""
-    path = photo_path(photo)
-    if path is not None:
-        st.image(str(path), width=max(160, min(900, int(max_height * photo.width / max(1, photo.height)))))
+    data = photo_bytes(photo)
+    if data is not None:
+        st.image(data, width=max(160, min(900, int(max_height * photo.width / max(1, photo.height)))))
 
 
-def photo_path(photo: ImageSummary) -> Optional[Path]:
-    """Where a stored photo's file is, or None (with a warning) when it is missing from the store."""
+def photo_bytes(photo: ImageSummary) -> Optional[bytes]:
+    """A stored photo's bytes (from the folder or the object store), or None with a warning saying why."""
     try:
-        path = ImageStore(cache.settings().image_dir).path(photo.stored_path)
+        return open_store(cache.settings().image_dir).read(photo.stored_path)
     except ValueError:
-        path = None
-    if path is None or not path.is_file():
-        st.warning(
-            "This photo's file is missing from the image folder (FOODCLF_IMAGE_DIR).", icon=":material/hide_image:"
-        )
-        return None
-    return path
+        message = "This photo's file is missing from the image store (FOODCLF_IMAGE_DIR)."
+    except FoodclfError as err:
+        message = str(err)
+    st.warning(message, icon=":material/hide_image:")
+    return None
 
 
 def prediction_panel(scores: list[dict], uncertain: bool, *, chart_key: Optional[str] = None) -> None:

@@ -18,7 +18,7 @@ from foodclf.classifier import Classifier
 from foodclf.errors import SettingsError
 from foodclf.images import configure_decode_budget
 from foodclf.settings import Settings, is_loopback
-from foodclf.store import ImageStore
+from foodclf.store import open_store
 
 DESCRIPTION = """Tags food photos with the active model and stores each photo and prediction
 in the moderators' review queue, exactly as a dashboard upload is.
@@ -49,7 +49,7 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        ImageStore(settings.image_dir).remove_leftovers()  # half-written photos of a killed server
+        open_store(settings.image_dir).remove_leftovers()  # half-written photos of a killed server
         model.start_loading(settings)
         yield
         model.stop()

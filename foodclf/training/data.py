@@ -7,7 +7,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, Union
 
 from db.engine import open_database, session_scope
 from db.export_rows import ExportFilters, export_rows
@@ -16,7 +16,7 @@ from foodclf.images import content_id, find_images
 from foodclf.labels import normalise_label
 from foodclf.metrics import match_labels
 from foodclf.promotion import in_evaluation_slice
-from foodclf.store import ImageStore
+from foodclf.store import StoredObject, open_store
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class LabelledPhoto:
 
     content_id: str  # sha256 of the file's bytes: the feature cache's key
     label: str
-    path: Path
+    path: Union[Path, StoredObject]  # a file, or a stored photo in an object store (read when used)
     name: str  # for reports: "<folder>/<file>" or the stored file name
 
 
@@ -86,13 +86,15 @@ def read_reviews(settings, filters=None, *, frozen: bool = True) -> PhotoSet:
     """
 
     filters = filters or ExportFilters()
-    store = ImageStore(settings.image_dir)
+    store = open_store(settings.image_dir)
     photos, missing = [], []
     with session_scope(open_database(settings)) as session:
         for row in export_rows(session, filters):
-            path = store.path(row.stored_path)
-            if not path.is_file():
-                missing.append(f"{row.file_name} ({row.content_id[:12]}): missing from {store.root}")
+            try:
+                # The stored file itself, or for an object store a local copy under FOODCLF_CACHE_DIR.
+                path = store.local_file(row.stored_path, settings.cache_dir)
+            except FoodclfError:
+                missing.append(f"{row.file_name} ({row.content_id[:12]}): missing from {store.where()}")
                 continue
             photos.append(LabelledPhoto(row.content_id, row.final_label, path, row.file_name))
     photo_set = _deduplicated(photos, f"database ({describe_filters(filters)})")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Optional, Sequence
@@ -24,7 +24,7 @@ from db.engine import open_database, session_scope
 from db.export_rows import ExportFilters
 from db.photos import iter_stored_photos
 from foodclf.promotion import in_evaluation_slice
-from foodclf.store import ImageStore
+from foodclf.store import open_store
 from foodclf.training.data import LabelledPhoto, PhotoSet, align_labels, read_image_folder, read_reviews
 from foodclf.training.head import Distillation
 
@@ -140,19 +140,21 @@ def stored_photos_to_distil(settings, limit: int, exclude: set[str]) -> list[Lab
 
     The sample is the same every run (the lowest hashes of the content ids), so cached features are reused.
     """
-    store = ImageStore(settings.image_dir)
+    store = open_store(settings.image_dir)
     chosen: list[tuple[int, LabelledPhoto]] = []
     with session_scope(open_database(settings)) as session:
         for row in iter_stored_photos(session):
             if row.content_id in exclude or in_evaluation_slice(row.content_id):
                 continue
             key = -int.from_bytes(hashlib.sha256(f"distil:{row.content_id}".encode()).digest()[:8], "big")
-            item = (key, LabelledPhoto(row.content_id, UNLABELLED, store.path(row.stored_path), row.file_name))
+            item = (key, LabelledPhoto(row.content_id, UNLABELLED, row.stored_path, row.file_name))
             if len(chosen) < limit:
                 heapq.heappush(chosen, item)
             elif key > chosen[0][0]:
                 heapq.heapreplace(chosen, item)
-    return [photo for _, photo in sorted(chosen, key=lambda item: -item[0]) if photo.path.is_file()]
+    ranked = [photo for _, photo in sorted(chosen, key=lambda item: -item[0])]
+    # Each kept photo's source: its file, or for an object store the object, read when used.
+    return [replace(p, path=store.source(p.path)) for p in ranked if store.exists(p.path)]
 
 
 def old_only_mask(
