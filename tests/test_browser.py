@@ -88,7 +88,8 @@ def test_upload_see_the_answer_confirm_and_the_review_is_stored(settings, tmp_pa
                 ).to_be_visible()
 
                 page.locator("input[type=file]").set_input_files(str(photo))
-                answer = page.locator("[data-testid=stMetric]").filter(has_text="Model's answer")
+                # .first: while a rerun replaces the page (the model finished loading), the old card may linger.
+                answer = page.locator("[data-testid=stMetric]").filter(has_text="Model's answer").first
                 expect(answer).to_be_visible(timeout=WAIT_MS)
                 top = answer.locator("[data-testid=stMetricValue]").inner_text().strip()
                 assert top
