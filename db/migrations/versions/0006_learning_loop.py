@@ -1,7 +1,7 @@
 """The learning loop: where a model's training photos came from, and its promotions (forced ones with a reason).
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-26
 """
 
