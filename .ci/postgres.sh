@@ -29,11 +29,14 @@ start)
     || { cat "$dir/initdb.log" >&2; exit 1; }
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   options="-k $dir -c listen_addresses=127.0.0.1 -p $port -c fsync=off -c synchronous_commit=off"
-  options="$options -c full_page_writes=off -c max_connections=200"
+  # No autovacuum: a worker connected to a test's fresh database would block dropping it.
+  options="$options -c full_page_writes=off -c max_connections=200 -c autovacuum=off"
   as_server "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o "$options" start >/dev/null \
     || { cat "$dir/server.log" >&2; exit 1; }
   psql=("$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -q -v ON_ERROR_STOP=1)
-  "${psql[@]}" -c "CREATE ROLE foodclf LOGIN CREATEDB" -c "CREATE DATABASE foodclf OWNER foodclf" >/dev/null
+  # pg_signal_backend: the tests drop each test's database WITH (FORCE), ending any session left on it.
+  "${psql[@]}" -c "CREATE ROLE foodclf LOGIN CREATEDB" -c "GRANT pg_signal_backend TO foodclf" \
+    -c "CREATE DATABASE foodclf OWNER foodclf" >/dev/null
   echo "postgresql+psycopg://foodclf@127.0.0.1:$port/foodclf"
   ;;
 stop)

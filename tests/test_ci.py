@@ -37,7 +37,7 @@ def fake_bin(tmp_path: Path, apt_get_exit: int) -> Path:
     """A PATH with no chromium, an apt-get that exits as told, and a make that only says it ran."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("dirname", "env"):
+    for tool in ("bash", "dirname", "env", "mktemp", "rm", "ls"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
     (bin_dir / "apt-get").write_text(f"#!/bin/sh\nexit {apt_get_exit}\n")
     (bin_dir / "make").write_text('#!/bin/sh\necho make ran "$@"\n')
