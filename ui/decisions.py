@@ -122,7 +122,15 @@ def decision_buttons(
         width="stretch",
         help="Saved as skipped: the photo stays in the queue for someone else.",
     )
-    if REACTION_S > 0:  # after the buttons, so its (empty) element adds no space above them
+
+
+def browser_guard(key: str, photo: ImageSummary) -> None:
+    """The browser's half of the reaction-time guard for this view of the photo (see _GUARD_JS).
+
+    Draw it before the photo and its buttons: the browser then starts timing the new photo before
+    its buttons can be clicked. Its element is empty; put it in a container without gaps.
+    """
+    if REACTION_S > 0:
         view = json.dumps("/".join(map(str, _view(key, photo))))
         st.html(_GUARD_JS % {"view": view, "ms": int(REACTION_S * 1000)}, unsafe_allow_javascript=True)
 

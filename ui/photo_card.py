@@ -13,7 +13,14 @@ from foodclf.errors import FoodclfError
 from foodclf.labels import display_label
 from foodclf.store import open_store
 from ui import cache, charts
-from ui.decisions import OnConflict, OnSaved, conflict_notice, correction_controls, decision_buttons
+from ui.decisions import (
+    OnConflict,
+    OnSaved,
+    browser_guard,
+    conflict_notice,
+    correction_controls,
+    decision_buttons,
+)
 
 
 def photo_card(
@@ -45,10 +52,12 @@ def photo_card(
     """
     left, right = st.columns([1.3, 1], gap="medium")  # stacked on a phone: the gap is between photo and buttons
     with left:
-        if image is not None:
-            st.image(image, width="stretch")
-        else:
-            show_photo(photo, max_height)
+        with st.container(gap=None):  # the guard's empty element takes no room above the photo
+            browser_guard(key, photo)
+            if image is not None:
+                st.image(image, width="stretch")
+            else:
+                show_photo(photo, max_height)
         st.caption(caption)
     with right:
         if notice:
