@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from sqlalchemy import (
     JSON,
@@ -219,6 +219,8 @@ class ReviewRow(Base):
     note: Mapped[Optional[str]] = mapped_column(Text)
     # Unique: a decision is undone at most once, even if two undo clicks race.
     undoes_review_id: Mapped[Optional[int]] = mapped_column(ForeignKey("reviews.id"), unique=True)
+    # Not a column: submit_review sets it on the row it returns for a repeat it did not store again.
+    repeated: ClassVar[bool] = False
 
     __table_args__ = (
         CheckConstraint(_in("action", ACTIONS), name="action"),

@@ -40,7 +40,9 @@ def submit_review(
         note: optional free text.
 
     Returns:
-        The new ReviewRow (flushed, so it has an id; the caller commits).
+        The new ReviewRow (flushed, so it has an id; the caller commits). When the photo's latest
+        review is already this very decision by this reviewer (a double click, a key pressed twice),
+        nothing is written and that row comes back with `repeated` set, even from a stale view.
 
     Raises:
         ReviewConflict: someone else decided on this photo since it was shown; nothing was written.
@@ -54,10 +56,9 @@ def submit_review(
     chosen = None
     if action == "corrected" or (action == "confirmed" and final_label):
         chosen = clean_label(final_label)
-    if action != "skipped":
-        # Compare-and-set first: it takes the write lock (SQLite) or the row lock (PostgreSQL),
-        # so the check and the writes below cannot interleave with another moderator's.
-        _claim(session, image_id, expected_review_id)
+    # Compare-and-set first: it takes the write lock (SQLite) or the row lock (PostgreSQL),
+    # so the checks and the writes below cannot interleave with another moderator's.
+    claimed = action == "skipped" or _claim(session, image_id, expected_review_id)
     image = _load_image(session, image_id)
     prediction = _judged_prediction(session, image, prediction_id)
     label = None
@@ -70,6 +71,14 @@ def submit_review(
             raise UnknownCategory("This photo has no prediction to confirm; pick a category instead.")
         # What happened, whatever button was pressed: agreeing with the model is a confirmation.
         action = "not_food" if label == NOT_FOOD else "confirmed" if label == predicted else "corrected"
+    # A double click, or a key pressed twice, sends the same decision again, often from a view drawn
+    # before the first was saved: it is not a conflict with oneself, and not a second row.
+    repeat = _repeat_of(session, image, action, label, reviewer)
+    if repeat is not None:
+        repeat.repeated = True
+        return repeat
+    if not claimed:
+        raise _conflict(session, image_id)
     review = ReviewRow(
         image_id=image.id,
         prediction_id=prediction.id if prediction else None,
@@ -113,8 +122,8 @@ def undo_last_review(session: Session, reviewer: str) -> Optional[ReviewRow]:
     ).first()
     if target is None:
         return None
-    if target.action != "skipped":
-        _claim(session, target.image_id, target.id, undoing=True)
+    if target.action != "skipped" and not _claim(session, target.image_id, target.id):
+        raise _conflict(session, target.image_id, undoing=True)
     undo = ReviewRow(
         image_id=target.image_id,
         prediction_id=target.prediction_id,
@@ -143,8 +152,11 @@ def _is_undone(review):
     return exists().where(undo.undoes_review_id == review.id)
 
 
-def _claim(session: Session, image_id: int, expected: Optional[int], undoing: bool = False) -> None:
-    """UPDATE the photo only if its current decision is still `expected`; else explain who changed it."""
+def _claim(session: Session, image_id: int, expected: Optional[int]) -> bool:
+    """UPDATE the photo only if its current decision is still `expected`; False if it is not.
+
+    Either way the statement takes the write lock, so what the caller reads next stays true.
+    """
     current = ImageRow.current_review_id
     same = current.is_(None) if expected is None else current == expected
     result = session.execute(
@@ -153,10 +165,30 @@ def _claim(session: Session, image_id: int, expected: Optional[int], undoing: bo
         .values(current_review_id=current)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount == 1:
-        return
+    return result.rowcount == 1
+
+
+def _repeat_of(
+    session: Session, image: ImageRow, action: str, label: Optional[str], reviewer: str
+) -> Optional[ReviewRow]:
+    """The photo's latest review if it is this same decision by this reviewer and still in force, else None.
+
+    A decision is in force while it is the photo's current one; a skip, while no review came after it.
+    """
+    latest = session.scalars(
+        select(ReviewRow).where(ReviewRow.image_id == image.id).order_by(ReviewRow.id.desc()).limit(1)
+    ).first()
+    if latest is None or (latest.reviewer, latest.action, latest.final_label) != (reviewer, action, label):
+        return None
+    if action != "skipped" and image.current_review_id != latest.id:
+        return None
+    return latest
+
+
+def _conflict(session: Session, image_id: int, undoing: bool = False) -> FoodclfError:
+    """The error for a photo whose current decision changed since it was shown: who changed it, or that it is gone."""
     if session.get(ImageRow, image_id, populate_existing=True) is None:
-        raise FoodclfError("This photo is no longer in the database; reload the queue.")
+        return FoodclfError("This photo is no longer in the database; reload the queue.")
     latest = session.scalars(
         select(ReviewRow)
         .where(ReviewRow.image_id == image_id, ReviewRow.action != "skipped")
@@ -164,8 +196,8 @@ def _claim(session: Session, image_id: int, expected: Optional[int], undoing: bo
         .limit(1)
     ).first()
     if latest is None:
-        raise ReviewConflict(undoing=undoing)
-    raise ReviewConflict(
+        return ReviewConflict(undoing=undoing)
+    return ReviewConflict(
         latest.reviewer, latest.action, latest.final_label, utcnow() - latest.created_at, undoing=undoing
     )
 

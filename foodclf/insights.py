@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from db import stats
 from db.engine import session_scope
+from db.models import ACTIONS, DECISIONS
 
 
 def stats_report(engine: Engine, *, since: Optional[date] = None, until: Optional[date] = None) -> dict[str, Any]:
@@ -36,7 +37,7 @@ def stats_report(engine: Engine, *, since: Optional[date] = None, until: Optiona
                 dict(day=r["day"], photos_added=r["added"], decisions=r["decisions"])
                 for r in stats.daily_volume(session, **window)
             ],
-            "reviewers": stats.reviewer_activity(session, **window),
+            "reviewers": reviewer_counts(stats.reviewer_activity(session, **window)),
         }
 
 
@@ -47,3 +48,19 @@ def distribution(predicted: list[dict], decided: list[dict]) -> list[dict[str, A
         for row in rows:
             table.setdefault(row["label"], dict(label=row["label"], predicted=0, decided=0))[key] = row["count"]
     return sorted(table.values(), key=lambda r: (-(r["predicted"] + r["decided"]), r["label"]))
+
+
+def reviewer_counts(activity: list[dict]) -> list[dict[str, Any]]:
+    """Per reviewer, the rows they wrote in the period, each number saying what it counts.
+
+    review_rows: every row, so the sum of the five action columns (confirmed, corrected, not_food,
+    skipped, undone). decisions: confirmed + corrected + not_food, the judgements (one later undone
+    still counts, and its undo is an `undone` row). Skips and undos are rows, not decisions.
+    """
+    rows = []
+    for row in activity:
+        counts = {action: row[action] for action in ACTIONS}
+        decisions = sum(counts[action] for action in DECISIONS)
+        assert decisions == row["decisions"], "db.stats counts decisions as confirmed + corrected + not_food"
+        rows.append(dict(reviewer=row["reviewer"], review_rows=sum(counts.values()), decisions=decisions, **counts))
+    return rows

@@ -52,6 +52,7 @@ class Saved:
     action: str
     label: Optional[str]
     summary: ImageSummary  # the photo afterwards, with its new current_review_id
+    repeat: bool = False  # the same decision by the same person was already in force: nothing was written
 
 
 def correction(chosen: Optional[str], typed: Optional[str]) -> Decision:
@@ -78,6 +79,8 @@ def save_decision(
 ) -> Saved:
     """Store a decision on a photo as it was shown (its prediction and current_review_id).
 
+    The same decision again by the same person (a double click) writes nothing: Saved.repeat is set.
+
     Raises:
         ReviewConflict: someone else decided on the photo since it was shown; nothing was written.
         UnknownCategory: the category can't be used.
@@ -93,9 +96,9 @@ def save_decision(
             expected_review_id=photo.current_review_id,
             prediction_id=photo.prediction_id,
         )
-        action, label = review.action, review.final_label
+        action, label, repeat = review.action, review.final_label, review.repeated
         summary = image_summary(session, photo.image_id)
-    return Saved(action, label, summary)
+    return Saved(action, label, summary, repeat)
 
 
 def undo_last(engine: Engine, reviewer: str) -> Optional[Saved]:

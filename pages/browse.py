@@ -7,7 +7,7 @@ import streamlit as st
 from db.queue import BrowseFilters
 from foodclf import moderation
 from foodclf.labels import display_label
-from ui import access, cache, dates, guards, messages, navigation, photo_card
+from ui import access, cache, dates, decisions, guards, messages, navigation, photo_card
 
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
 access.require_page("browse")  # signed in, and a role that includes this page; else a refusal and a stop
@@ -40,7 +40,7 @@ def _page(step: int, next_after=None) -> None:
 
 def _filters(labels: list[str]) -> BrowseFilters:
     with st.expander("Filters", icon=":material/filter_list:", expanded=True):
-        cols = st.columns([1.3, 1.3, 1, 1.3])
+        cols = st.columns([1.1, 1.1, 0.9, 1.6])  # the date range needs ~240 px for "yyyy-mm-dd – yyyy-mm-dd"
         predicted = cols[0].selectbox(
             "Predicted category",
             labels,
@@ -156,3 +156,5 @@ else:
         args=(1, next_after),
         width="stretch",
     )
+
+decisions.mark_drawn()  # last: the photos drawn above count as on screen from now

@@ -9,7 +9,7 @@ import streamlit as st
 
 from foodclf import moderation
 from foodclf.images import ACCEPTED_EXTENSIONS
-from ui import access, cache, guards, identity, messages, navigation, photo_card
+from ui import access, cache, decisions, guards, identity, messages, navigation, photo_card
 from ui.uploads import UploadOutcome, classify_uploads
 
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
@@ -129,3 +129,5 @@ else:
     labels = cache.known_labels()
     for file_id, outcome in shown:
         _card(file_id, outcome, labels)
+
+decisions.mark_drawn()  # last: the photos drawn above count as on screen from now

@@ -18,6 +18,18 @@ access.require_page("export")  # signed in, and a role that includes this page; 
 
 READY = "export_ready"  # (format, filters) -> ExportFile: the last file built, until the choice changes
 PREVIEW_ROWS = 10
+# The preview shows the decision first (who decided what), so action and reviewer are in view
+# without a horizontal scroll; the exported file keeps its own column order (EXPORT_COLUMNS).
+PREVIEW_COLUMNS = (
+    "file_name",
+    "final_label",
+    "action",
+    "reviewer",
+    "reviewed_at",
+    "predicted_label",
+    "predicted_score",
+    "content_id",
+)
 
 
 def _choices(labels: list[str]) -> tuple[str, ExportFilters]:
@@ -29,7 +41,7 @@ def _choices(labels: list[str]) -> tuple[str, ExportFilters]:
             horizontal=True,
             format_func=lambda key: export.FORMATS[key][0],
         )
-        cols = st.columns([1, 1.3, 2], vertical_alignment="bottom")
+        cols = st.columns([1, 1.5, 2], vertical_alignment="bottom")  # room for the whole date range
         only_corrected = cols[0].toggle(
             "Only corrections",
             key="e_corrected",
@@ -101,9 +113,13 @@ with preview:
         pd.DataFrame(export.export_preview(engine, filters, PREVIEW_ROWS)),
         hide_index=True,
         width="stretch",
+        column_order=PREVIEW_COLUMNS,
         column_config={
+            "file_name": st.column_config.TextColumn("file_name", width="medium"),
+            "action": st.column_config.TextColumn("action", width="small"),
+            "reviewer": st.column_config.TextColumn("reviewer", width="small"),
+            "predicted_score": st.column_config.NumberColumn("predicted_score", format="%.3f", width="small"),
             "content_id": st.column_config.TextColumn("content_id", width="small"),
-            "predicted_score": st.column_config.NumberColumn("predicted_score", format="%.3f"),
         },
     )
 with per_label:

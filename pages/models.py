@@ -19,6 +19,7 @@ access.require_page("models")  # signed in, and a role that includes this page; 
 
 BASE = 0  # the selectbox's value for "no trained model: FOODCLF_MODEL"
 COMPARED = "m_compared"  # (model choice, Comparison) last measured against the model in use
+CHOICE = "m_choice"  # the "Model for new photos" picker's key
 MODES = {"head": "Head only (a CPU, minutes)", "full": "Every layer (needs a GPU)"}
 
 
@@ -45,6 +46,9 @@ def _switch(choice: int, force: bool = False) -> None:
         messages.flash("error", messages.unexpected(err, "switching the model"))
         return
     cache.reload_model()
+    # The picker is a keyed widget: it keeps its old value unless told, and the page below (the
+    # picker, Switch, "Use this model") must agree with the model now in use on this very run.
+    st.session_state[CHOICE] = choice
     messages.flash("success", "Switched: new photos are classified by the chosen model.")
 
 
@@ -102,7 +106,7 @@ def _registry(models: list[model_registry.TrainedModelInfo]) -> None:
     active = next((m.id for m in models if m.active), BASE)
     cols = st.columns([3, 1], vertical_alignment="bottom")
     choice = cols[0].selectbox(
-        "Model for new photos", list(names), index=list(names).index(active), format_func=names.get, key="m_choice"
+        "Model for new photos", list(names), index=list(names).index(active), format_func=names.get, key=CHOICE
     )
     cols[1].button(
         "Switch",
@@ -190,7 +194,7 @@ def _training_progress() -> None:
     )
 
 
-def _outcome(state) -> None:
+def _outcome(state, active_id) -> None:
     if state.error:
         st.error(f"Training did not finish: {state.error}", icon=":material/model_training:")
         st.button("Dismiss", key="t_dismiss", on_click=_dismiss)
@@ -215,7 +219,7 @@ def _outcome(state) -> None:
             + ", ".join(display_label(label) for label in result["new_labels"])
         )
     cols = st.columns([1, 1, 3])
-    if not result["activated"]:
+    if result["registry_id"] != active_id:  # not offered once it is in use, however it got there
         cols[0].button(
             "Use this model",
             key="t_use",
@@ -227,7 +231,7 @@ def _outcome(state) -> None:
     cols[1].button("Dismiss", key="t_dismiss", on_click=_dismiss, width="stretch")
 
 
-def _training() -> None:
+def _training(active_id) -> None:
     st.subheader("Train a new model", anchor=False)
     state = cache.training_job().state
     if state.running:
@@ -235,7 +239,7 @@ def _training() -> None:
             _training_progress()
         return
     if state.finished:
-        _outcome(state)
+        _outcome(state, active_id)
     reviewer = identity.identity_prompt()
     database_url = cache.settings().database_url
     decided = cache.decided_labels(database_url)
@@ -243,7 +247,7 @@ def _training() -> None:
         cols = st.columns([1.6, 1])
         base = cols[0].radio("Start from", list(TRAINING_BASES), key="t_base", format_func=TRAINING_BASES.get)
         mode = cols[1].radio("Train", list(MODES), key="t_mode", format_func=MODES.get)
-        cols = st.columns([1.2, 2, 1], vertical_alignment="bottom")
+        cols = st.columns([1.5, 2, 1], vertical_alignment="bottom")  # room for the whole date range
         since, until = dates.date_range(
             cols[0].date_input("Decisions made between", value=(), key="t_dates", format="YYYY-MM-DD")
         )
@@ -287,4 +291,4 @@ engine = guards.engine_or_stop()
 models = model_registry.trained_models(engine)
 _in_use(models)
 _registry(models)
-_training()
+_training(next((m.id for m in models if m.active), None))

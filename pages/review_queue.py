@@ -10,7 +10,7 @@ from foodclf import moderation
 from foodclf.errors import FoodclfError
 from foodclf.labels import display_label
 from foodclf.moderation import Decision
-from ui import access, cache, dates, guards, identity, messages, navigation, photo_card
+from ui import access, cache, dates, decisions, guards, identity, messages, navigation, photo_card
 
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
 access.require_page("review")  # signed in, and a role that includes this page; else a refusal and a stop
@@ -105,7 +105,7 @@ def _tick_all(value: bool) -> None:
 
 def _filters(labels: list[str]) -> QueueFilters:
     with st.expander("Filters", icon=":material/filter_list:"):
-        cols = st.columns([1.4, 1.4, 1.4, 1])
+        cols = st.columns([1.2, 1.2, 1.7, 0.9])  # the date range needs ~240 px for "yyyy-mm-dd – yyyy-mm-dd"
         label = cols[0].selectbox(
             "Predicted category",
             labels,
@@ -245,29 +245,35 @@ labels = cache.known_labels()
 filters = _filters(labels)
 
 left = moderation.queue_count(engine, filters, order=st.session_state.get(ORDER, "least_confident"))
-top = st.columns([1, 1.2, 1.6, 1], vertical_alignment="center")
+# One row that wraps: on a phone the count and the view share a line, so the photo comes up sooner.
+top = st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute")
 skipped = len(st.session_state[SKIPPED])
-top[0].metric(
+top.metric(
     "Left to review",
     f"{left:,}",
     border=True,
+    width="content",
     help=f"{skipped} of them skipped by you this session." if skipped else None,
 )
-mode = top[2].segmented_control("View", [ONE, GRID], default=ONE, key=MODE, label_visibility="collapsed")
-top[3].button(
+mode = top.segmented_control("View", [ONE, GRID], default=ONE, key=MODE, label_visibility="collapsed")
+size = None
+if mode == GRID:  # None (the toggle clicked off) means one at a time
+    size = top.selectbox("Photos per page", [12, 24, 48, 96], index=1, key=GRID_SIZE, width=160)
+elif skipped:
+    top.caption(f"{skipped} skipped by you this session", width="content")
+top.button(
     "Undo my last",
     key="undo",
     icon=":material/undo:",
     on_click=_undo,
     shortcut="U",
     disabled=reviewer is None,
-    width="stretch",
+    width="content",
 )
 
-if mode == GRID:  # None (the toggle clicked off) means one at a time
-    size = top[1].selectbox("Photos per page", [12, 24, 48, 96], index=1, key=GRID_SIZE)
+if size is not None:
     _grid(engine, filters, size)
 else:
-    if skipped:
-        top[1].caption(f"{skipped} skipped by you this session")
     _one_at_a_time(engine, filters, labels)
+
+decisions.mark_drawn()  # last: the photos drawn above count as on screen from now

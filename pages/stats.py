@@ -118,7 +118,9 @@ with left:
     )
     _panel(
         "Decisions per reviewer",
-        "Review rows each moderator made in the period, by action.",
+        "Rows each moderator wrote in the period, by action. In the CSV, `decisions` counts confirmed, "
+        "corrected and not food (a decision later undone still counts; the undo is an `undone` row); "
+        "`review_rows` counts every row, so it is the sum of the five action columns.",
         report["reviewers"],
         charts.reviewers_chart,
         "reviewers",

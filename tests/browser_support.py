@@ -22,3 +22,22 @@ def require_chromium(path: Path, environ=os.environ) -> None:
     if in_ci(environ):
         pytest.fail(f"CI=true but {MISSING.format(path=path)}; the browser test must run in CI.", pytrace=False)
     pytest.skip(MISSING.format(path=path))
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 120_000  # a cold server imports torch and loads the model, on 2 cores that CI may share
+
+
+def launch(playwright):
+    """A headless Chromium from Debian's package (never a downloaded one)."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)

@@ -251,6 +251,8 @@ def dashboard(settings, monkeypatch) -> Dashboard:
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    # AppTest clicks right after a run; the reaction-time guard has its own tests (test_pages_review.py).
+    monkeypatch.setattr("ui.decisions.REACTION_S", 0.0)
     clear_streamlit_caches()
     engine = open_database(settings)
     yield Dashboard(settings, engine)

@@ -87,6 +87,11 @@ def test_upload_see_the_answer_confirm_and_the_review_is_stored(settings, tmp_pa
                     nav.get_by_text("Local mode: no sign-in is configured, so you (Robin) are admin")
                 ).to_be_visible()
 
+                # Let the page's runs finish first: a file given to an uploader being redrawn is lost
+                # (seen on a loaded machine, after the browser test of double decisions).
+                expect(page.locator("[data-stale=true]")).to_have_count(0, timeout=WAIT_MS)
+                page.wait_for_timeout(500)
+                expect(page.locator("[data-stale=true]")).to_have_count(0, timeout=WAIT_MS)
                 page.locator("input[type=file]").set_input_files(str(photo))
                 # .first: while a rerun replaces the page (the model finished loading), the old card may linger.
                 answer = page.locator("[data-testid=stMetric]").filter(has_text="Model's answer").first

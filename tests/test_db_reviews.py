@@ -411,3 +411,73 @@ def test_fullwidth_and_case_variants_are_the_same_label(typed):
 def test_a_label_of_only_underscores_is_refused(typed):
     with pytest.raises(UnknownCategory, match="Pick or type a category"):
         clean_label(typed)
+
+
+# --- the same decision twice (a double click, a key pressed twice) ---
+
+
+@pytest.mark.parametrize(
+    ("action", "label", "stored"),
+    [
+        ("confirmed", None, ("confirmed", "pizza")),
+        ("confirmed", "Pizza", ("confirmed", "pizza")),
+        ("corrected", "Bao buns", ("corrected", "bao_buns")),
+        ("corrected", "pizza", ("confirmed", "pizza")),  # a correction to the model's label is a confirmation
+        ("not_food", None, ("not_food", "not_food")),
+        ("skipped", None, ("skipped", None)),
+    ],
+)
+def test_the_same_decision_again_by_the_same_person_is_stored_once(session, make_image, action, label, stored):
+    image = make_image(session, label="pizza")
+    first = submit_review(
+        session, image.id, action=action, final_label=label, reviewer="alice", expected_review_id=None
+    )
+    # The second click comes from the view drawn before the first was saved (expected: unreviewed).
+    again = submit_review(
+        session, image.id, action=action, final_label=label, reviewer=" alice ", expected_review_id=None
+    )
+    assert again.id == first.id and again.repeated
+    assert reviews(session) == [(*stored, "alice")]
+    assert image.current_review_id == (None if action == "skipped" else first.id)
+
+
+def test_a_repeat_from_the_current_view_is_stored_once_too(session, make_image):
+    image = make_image(session, label="pizza")
+    first = submit_review(session, image.id, action="confirmed", reviewer="alice", expected_review_id=None)
+    again = submit_review(session, image.id, action="confirmed", reviewer="alice", expected_review_id=first.id)
+    assert again.id == first.id
+    assert len(reviews(session)) == 1
+
+
+def test_a_different_decision_or_person_is_not_a_repeat(session, make_image):
+    image = make_image(session, label="pizza")
+    first = submit_review(session, image.id, action="confirmed", reviewer="alice", expected_review_id=None)
+    # Alice changes her mind from a stale view: that is a conflict to look at, not a repeat.
+    with pytest.raises(ReviewConflict, match="alice"):
+        submit_review(session, image.id, action="not_food", reviewer="alice", expected_review_id=None)
+    # Bob, from the same stale view: a conflict naming Alice.
+    with pytest.raises(ReviewConflict, match="reviewed by alice"):
+        submit_review(session, image.id, action="confirmed", reviewer="bob", expected_review_id=None)
+    # Bob agreeing knowingly is his own decision, stored.
+    bob = submit_review(session, image.id, action="confirmed", reviewer="bob", expected_review_id=first.id)
+    assert not bob.repeated and bob.id != first.id
+    assert [r[2] for r in reviews(session)] == ["alice", "bob"]
+
+
+def test_after_an_undo_the_same_decision_is_stored_again(session, make_image):
+    image = make_image(session, label="pizza")
+    submit_review(session, image.id, action="confirmed", reviewer="alice", expected_review_id=None)
+    undo_last_review(session, "alice")
+    again = submit_review(session, image.id, action="confirmed", reviewer="alice", expected_review_id=None)
+    assert not again.repeated
+    assert [r[0] for r in reviews(session)] == ["confirmed", "undone", "confirmed"]
+    assert image.current_review_id == again.id
+
+
+def test_a_skip_after_someone_else_reviewed_is_stored(session, make_image):
+    image = make_image(session, label="pizza")
+    submit_review(session, image.id, action="skipped", reviewer="alice", expected_review_id=None)
+    submit_review(session, image.id, action="skipped", reviewer="bob", expected_review_id=None)
+    later = submit_review(session, image.id, action="skipped", reviewer="alice", expected_review_id=None)
+    assert not later.repeated
+    assert [r[2] for r in reviews(session)] == ["alice", "bob", "alice"]

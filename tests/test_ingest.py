@@ -317,3 +317,21 @@ def test_command_line_ingests_with_the_active_model(settings, tmp_path, monkeypa
     capsys.readouterr()
     with session_scope(open_database(settings)) as session:
         assert set(session.scalars(select(PredictionRow.model_id))) == {str(other)}
+
+
+def test_refusals_are_whole_lines_above_the_progress_bar(settings, classifier, tmp_path, monkeypatch, capsys):
+    """With the bar drawn, each refusal is a line of its own: never glued to the bar's text."""
+    monkeypatch.setattr(os, "environ", environment(settings))
+    folder = tmp_path / "photos"
+    make_folder(folder, 4)
+    (folder / "notes.jpg").write_text("not a photo")
+    (folder / "empty.png").write_bytes(b"")
+    assert main(["ingest", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "ingest" in err and "photo" in err  # the bar was drawn
+    # What a terminal shows on each line: the text after the line's last carriage return.
+    shown = [line.rsplit("\r", 1)[-1].rstrip() for line in err.split("\n")]
+    for name in ("notes.jpg", "empty.png"):
+        [line] = [text for text in err.split("\n") if name in text]
+        assert line.rsplit("\r", 1)[-1].startswith(f"{folder / name}: "), repr(line)
+        assert any(text.startswith(f"{folder / name}: ") and text.endswith(".") for text in shown)

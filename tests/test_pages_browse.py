@@ -71,3 +71,16 @@ def test_empty_states(dashboard):
     at.selectbox(key="b_status").set_value(True)
     run(at)
     assert any("No photos match these filters" in text for text in texts(at.info))
+
+
+def test_the_same_decision_twice_is_saved_once_without_a_warning(dashboard):
+    pizza = seed_photo(dashboard, "pizza", 0.9, (200, 40, 40))
+    at = run(sign_in(dashboard.app(PAGE), "Eve"))
+    at.button(key=f"open_{pizza}").click()
+    run(at)
+    for _ in range(2):  # a double click: the second lands on the photo redrawn with Eve's decision
+        at.button(key=f"b_{pizza}_confirm").click()
+        run(at)
+    assert reviews(dashboard) == [(pizza, "confirmed", "pizza", "Eve")]
+    assert not at.warning  # no conflict with herself
+    assert texts(at.toast) == []  # and no second "Confirmed" either

@@ -8,6 +8,7 @@ import json
 import zipfile
 
 from db.engine import session_scope
+from db.export_rows import EXPORT_COLUMNS
 from db.models import ImageRow
 from foodclf.store import ImageStore
 from pages_support import clear_streamlit_caches, run, seed_photo, seed_review, texts
@@ -112,3 +113,13 @@ def test_nothing_to_export(dashboard):
     at.toggle(key="e_corrected").set_value(True)
     run(at)
     assert {m.label: m.value for m in at.metric}["Rows"] == "1"
+
+
+def test_the_preview_shows_who_decided_what_first(dashboard):
+    """Action and reviewer were hidden behind a horizontal scroll, after the content id and scores."""
+    _seed(dashboard)
+    at = run(dashboard.app(PAGE))
+    shown = list(at.dataframe[0].proto.column_order)
+    assert shown[:4] == ["file_name", "final_label", "action", "reviewer"]
+    assert sorted(shown) == sorted(EXPORT_COLUMNS)  # every column still there, the long id last
+    assert shown[-1] == "content_id"

@@ -111,6 +111,11 @@ def test_train_from_the_reviews_then_use_the_new_model(dashboard):
     run(at)
     assert list(at.dataframe[0].value["active"]) == [True]
     assert cache.model_name() == model.path
+    # The whole page agrees at once, without a reload: the header, the picker, no switch to make.
+    assert any(f"In use: **{model.name}**" in text for text in texts(at.markdown))
+    assert at.selectbox(key="m_choice").value == model.id
+    assert at.button(key="m_switch").disabled
+    assert not [b for b in at.button if b.key == "t_use"]
 
 
 def test_training_needs_two_categories_and_a_name(dashboard):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from pages_support import reviews, run, seed_photo, seed_review, sign_in, texts
@@ -172,3 +174,52 @@ def test_grid_tick_all(dashboard, three):
     run(at)
     assert len(reviews(dashboard)) == 3
     assert any("Queue is empty" in text for text in texts(at.success))
+
+
+def test_a_decision_on_a_photo_just_shown_is_not_saved(dashboard, three, monkeypatch):
+    """The second click of a double click lands on the next photo within a moment: ignored."""
+    monkeypatch.setattr("ui.decisions.REACTION_S", 0.5)
+    at = _queue(dashboard)
+    at.button(key=f"q_{three['sushi']}_confirm").click()
+    run(at)
+    assert _shown(at) == "Sushi" and reviews(dashboard) == []
+    assert any("too soon to be meant for it" in text for text in texts(at.toast))
+    time.sleep(0.5)  # looked at it
+    at.button(key=f"q_{three['sushi']}_confirm").click()
+    run(at)
+    assert reviews(dashboard) == [(three["sushi"], "confirmed", "sushi", "Bob")]
+    # The next photo is new again: a click right away is dropped, one after a look is saved.
+    at.button(key=f"q_{three['steak']}_skip").click()
+    run(at)
+    assert _shown(at) == "Steak" and len(reviews(dashboard)) == 1
+
+
+def test_a_photo_drawn_by_a_run_cut_short_counts_as_not_yet_seen(dashboard, three, monkeypatch):
+    """A click that interrupts the run drawing a photo was made before the page was complete."""
+    monkeypatch.setattr("ui.decisions.REACTION_S", 0.5)
+    at = _queue(dashboard)
+    time.sleep(0.5)
+    at.session_state["decision_shown_at"] = {}  # as if the run never reached mark_drawn()
+    at.session_state["decision_drawing"] = {(f"q_{three['sushi']}", three["sushi"], None)}
+    at.button(key=f"q_{three['sushi']}_confirm").click()
+    run(at)
+    assert reviews(dashboard) == []
+
+
+def _in_order(node):
+    """Every element of the page, in the order it is drawn."""
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _in_order(child)
+
+
+def test_a_correction_without_a_category_is_explained_beside_its_button(dashboard, three):
+    at = _queue(dashboard)
+    at.button(key=f"q_{three['sushi']}_correct").click()
+    run(at)
+    drawn = list(_in_order(at.main))
+    button = next(i for i, e in enumerate(drawn) if getattr(e, "key", None) == f"q_{three['sushi']}_correct")
+    error = next(i for i, e in enumerate(drawn) if e.type == "error")
+    assert "Pick a category" in drawn[error].value
+    assert error == button + 1  # right under the button, not at the top of the page
+    assert reviews(dashboard) == []

@@ -6,8 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 from db.engine import session_scope
 from db.models import ImageRow
+from db.reviews import undo_last_review
 from foodclf.insights import stats_report
 from pages_support import run, seed_photo, seed_review, texts
+from ui import charts
 
 PAGE = "stats.py"
 
@@ -96,3 +98,26 @@ def test_the_tables_behind_the_charts(dashboard):
     ]
     assert sum(r["photos"] for r in report["histogram"]) == 5
     assert {r["reviewer"]: r["decisions"] for r in report["reviewers"]} == {"Alice": 2, "Bob": 1}
+
+
+def test_each_reviewer_number_says_what_it_counts(dashboard):
+    """The CSV read decisions=27 beside action columns summing to 31: skips and undos are rows, not decisions."""
+    ids = _seed(dashboard)
+    seed_review(dashboard, ids["old"], "skipped", "Alice")
+    with session_scope(dashboard.engine) as session:
+        undo_last_review(session, "Alice")  # takes back her skip: an `undone` row
+    [alice, bob] = stats_report(dashboard.engine)["reviewers"]
+    assert alice == dict(
+        reviewer="Alice", review_rows=4, decisions=2, confirmed=1, corrected=1, not_food=0, skipped=1, undone=1
+    )
+    assert bob == dict(
+        reviewer="Bob", review_rows=2, decisions=1, confirmed=0, corrected=0, not_food=1, skipped=1, undone=0
+    )
+    for row in (alice, bob):
+        assert row["review_rows"] == sum(row[a] for a in ("confirmed", "corrected", "not_food", "skipped", "undone"))
+    # The page says so, and the chart's legend names all five actions in rows that fit half a page.
+    at = run(dashboard.app(PAGE))
+    assert any("`review_rows` counts every row" in (m.help or "") for m in at.markdown)
+    legend = charts.reviewers_chart([alice, bob]).to_dict()["encoding"]["color"]
+    assert legend["scale"]["domain"][-1] == "Undo (took one back)" and len(legend["scale"]["domain"]) == 5
+    assert legend["legend"]["orient"] == "bottom" and legend["legend"]["columns"] <= 3

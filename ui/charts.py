@@ -10,6 +10,7 @@ from foodclf.labels import display_label
 ACCENT = "#D9480F"  # the theme's primaryColor: the model's top answer, moderators' decisions
 MUTED = "#F4B183"
 BLUE = "#1C7ED6"
+SCORE_STEP = 28  # px per bar of the score chart: room for a 13 px label on every bar
 ACTION_COLOURS = {
     "confirmed": "#2F9E44",
     "corrected": "#7048E8",
@@ -28,16 +29,27 @@ def _shown(data: pd.DataFrame, *columns: str) -> pd.DataFrame:
 
 
 def scores_chart(class_scores: list[dict]) -> alt.Chart:
-    """Horizontal bars of the top-k probabilities, highest on top, the top one in the accent colour."""
+    """Horizontal bars of the top-k probabilities: every category named, highest on top in the accent colour.
+
+    Sorted here, whatever order the scores come in. Each bar gets a fixed step (not a share of a
+    fixed height, where three bars got ~17 px and Vega dropped the labels that would overlap).
+    """
+    ranked = sorted(class_scores, key=lambda s: -float(s["score"]))
+    names = [display_label(s["label"]) for s in ranked]
     data = pd.DataFrame(
         {
-            "category": [display_label(s["label"]) for s in class_scores],
-            "probability": [float(s["score"]) for s in class_scores],
-            "top": [i == 0 for i in range(len(class_scores))],
+            "category": names,
+            "probability": [float(s["score"]) for s in ranked],
+            "top": [i == 0 for i in range(len(ranked))],
         }
     )
     base = alt.Chart(data).encode(
-        y=alt.Y("category:N", sort=None, title=None, axis=alt.Axis(labelLimit=220, labelFontSize=13)),
+        y=alt.Y(
+            "category:N",
+            sort=names,
+            title=None,
+            axis=alt.Axis(labelLimit=220, labelFontSize=13, labelOverlap=False),
+        ),
         x=alt.X("probability:Q", title=None, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
         tooltip=[alt.Tooltip("category:N", title="Category"), alt.Tooltip("probability:Q", format=".1%")],
     )
@@ -45,7 +57,7 @@ def scores_chart(class_scores: list[dict]) -> alt.Chart:
         color=alt.condition(alt.datum.top, alt.value(ACCENT), alt.value(MUTED)),
     )
     text = base.mark_text(align="left", dx=4, fontSize=12).encode(text=alt.Text("probability:Q", format=".1%"))
-    return (bars + text).properties(height=max(96, 34 * len(data)))
+    return (bars + text).properties(height=alt.Step(SCORE_STEP))
 
 
 def distribution_chart(rows: list[dict], top: int = 25) -> alt.Chart:
@@ -153,28 +165,38 @@ def volume_chart(rows: list[dict]) -> alt.Chart:
     )
 
 
+ACTION_NAMES = {  # the legend's words for each stored action
+    "confirmed": "Confirmed",
+    "corrected": "Corrected",
+    "not_food": "Not food",
+    "skipped": "Skipped",
+    "undone": "Undo (took one back)",
+}
+
+
 def reviewers_chart(rows: list[dict]) -> alt.Chart:
-    """Decisions per reviewer, stacked by action."""
+    """Rows each reviewer wrote, stacked by action; the legend names every action, in rows under the chart.
+
+    Above a half-width chart, five entries in one line were cut off (the red "undone" unexplained).
+    """
     data = pd.DataFrame(rows)
     actions = [a for a in ACTION_COLOURS if a in data.columns]
     long = data.melt(id_vars="reviewer", value_vars=actions, var_name="action", value_name="rows")
     long = long[long["rows"] > 0]
-    long["action"] = long["action"].str.replace("_", " ")
+    long["action"] = long["action"].map(ACTION_NAMES)
     return (
         alt.Chart(long)
         .mark_bar()
         .encode(
             y=alt.Y("reviewer:N", sort=list(data["reviewer"]), title=None),
-            x=alt.X("rows:Q", title="Review rows"),
+            x=alt.X("rows:Q", title="Rows written (decisions, skips and undos)"),
             color=alt.Color(
                 "action:N",
                 title=None,
-                legend=alt.Legend(orient="top"),
-                scale=alt.Scale(
-                    domain=[a.replace("_", " ") for a in ACTION_COLOURS], range=list(ACTION_COLOURS.values())
-                ),
+                legend=alt.Legend(orient="bottom", columns=3, labelLimit=200, symbolType="square"),
+                scale=alt.Scale(domain=list(ACTION_NAMES.values()), range=list(ACTION_COLOURS.values())),
             ),
-            tooltip=["reviewer:N", "action:N", alt.Tooltip("rows:Q", title="Review rows")],
+            tooltip=["reviewer:N", "action:N", alt.Tooltip("rows:Q", title="Rows")],
         )
         .properties(height=alt.Step(26))
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Callable, Optional
 
 import streamlit as st
@@ -16,33 +18,76 @@ from ui.identity import acting_as, current_reviewer
 from ui.messages import flash, unexpected
 
 CONFLICTS = "conflicts"  # image id -> the ReviewConflict message, shown on that photo once
+CORRECTION_ERRORS = "correction_errors"  # controls key -> why a correction was not saved, shown by its button once
+SHOWN_AT = "decision_shown_at"  # (controls key, image id, review id drawn with) -> time.monotonic() first on screen
+DRAWING = "decision_drawing"  # the views this run draws, timed by mark_drawn() when it ends
+SHOWN_KEPT = 200  # views remembered per session; older ones are forgotten
+# Seconds a photo must have been on screen before a decision on it counts. The next photo can be
+# drawn within ~50 ms of a click, and a double click's second click comes up to ~0.4-0.5 s after
+# the first: without this it would decide on a photo nobody has looked at. No one judges a photo
+# faster than this.
+REACTION_S = 0.5
+# The same guard in the browser, where the times are exact (the server sees a click only after its
+# network and run queue): for REACTION_S after a new photo appears, a click on a button or a
+# shortcut key is dropped before Streamlit sees it. The event's own timeStamp is when the person
+# acted, even if the page was too busy to handle it at once.
+_GUARD_JS = """<script>
+(() => {
+  const guard = window.foodclfGuard || (window.foodclfGuard = {seen: {}, changed: -1e9});
+  const view = %(view)s;
+  if (!(view in guard.seen)) guard.changed = guard.seen[view] = performance.now();
+  if (guard.installed) return;
+  guard.installed = true;
+  const tooSoon = (event) => event.timeStamp - guard.changed < %(ms)d;
+  const drop = (event) => {
+    guard.dropped = (guard.dropped || 0) + 1;
+    event.stopImmediatePropagation();
+    event.preventDefault();
+  };
+  window.addEventListener("click", (event) => {
+    if (tooSoon(event) && event.target.closest("button")) drop(event);
+  }, true);
+  window.addEventListener("keydown", (event) => {
+    const typing = event.target.closest("input, textarea, [contenteditable=true]");
+    const plain = event.key.length === 1 && !event.ctrlKey && !event.metaKey && !event.altKey;
+    if (tooSoon(event) && plain && !typing) drop(event);
+  }, true);
+})();
+</script>"""
+LAST_DECISION = "decision_last_at"  # time.monotonic() of this session's latest decision callback
+# Callbacks of one browser message run back to back (a few ms apart); a key pressed as the page
+# changes can reach the old photo's button and the new one's in one message: the later is dropped.
+SAME_INPUT_S = 0.05
 
 
 OnSaved = Callable[[Saved], None]
 OnConflict = Callable[[ImageSummary], None]
 
 
-def decision_controls(
+def decision_buttons(
     key: str,
     photo: ImageSummary,
     *,
-    labels: list[str],
     on_saved: Optional[OnSaved] = None,
     on_conflict: Optional[OnConflict] = None,
     shortcuts: bool = False,
 ) -> None:
-    """Confirm / Not food / Skip buttons and a Correct row for one photo; each saves at once.
+    """Confirm / Not food / Skip for one photo; each saves at once.
 
     The buttons use callbacks, which run before the next script run: a page redraws with the
     decision already saved (the queue advances at once instead of flashing the old photo).
     A person whose role does not include decisions (a viewer) gets no buttons at all.
+    A page that draws these calls mark_drawn() as its last line, so a click on a photo just shown
+    can be told apart.
     """
     if current_reviewer() is None:
         st.caption(":material/visibility: Read only: your role does not include recording decisions.")
         return
     disabled = not photo.scores
     top = photo.predicted_label or ""
-    context = (photo, on_saved, on_conflict)
+    _remember_drawn(key, photo)
+    # Bound now, as drawn: a click queued while the page reruns still means this photo in this state.
+    context = (key, photo, on_saved, on_conflict)
     st.button(
         f"Confirm: {display_label(top)}" if top else "Confirm",
         key=f"{key}_confirm",
@@ -54,7 +99,8 @@ def decision_controls(
         shortcut="Y" if shortcuts else None,
         width="stretch",
     )
-    buttons = st.columns(2)
+    # Side by side even on a phone: short labels, and the row stays right under the photo.
+    buttons = st.columns(2, wrap=False)
     buttons[0].button(
         "Not food",
         key=f"{key}_not_food",
@@ -76,6 +122,31 @@ def decision_controls(
         width="stretch",
         help="Saved as skipped: the photo stays in the queue for someone else.",
     )
+
+
+def browser_guard(key: str, photo: ImageSummary) -> None:
+    """The browser's half of the reaction-time guard for this view of the photo (see _GUARD_JS).
+
+    Draw it before the photo and its buttons: the browser then starts timing the new photo before
+    its buttons can be clicked. Its element is empty; put it in a container without gaps.
+    """
+    if REACTION_S > 0:
+        view = json.dumps("/".join(map(str, _view(key, photo))))
+        st.html(_GUARD_JS % {"view": view, "ms": int(REACTION_S * 1000)}, unsafe_allow_javascript=True)
+
+
+def correction_controls(
+    key: str,
+    photo: ImageSummary,
+    *,
+    labels: list[str],
+    on_saved: Optional[OnSaved] = None,
+    on_conflict: Optional[OnConflict] = None,
+) -> None:
+    """Correct to a known category or a new one; a missing category is said right here, by the button."""
+    if current_reviewer() is None:  # a viewer: decision_buttons said it is read only
+        return
+    disabled = not photo.scores
     st.selectbox(
         "Correct to",
         [label for label in labels if label != NOT_FOOD] + [NOT_FOOD],
@@ -85,35 +156,91 @@ def decision_controls(
         placeholder="Search every known category…",
         disabled=disabled,
     )
-    row = st.columns([1.5, 1], vertical_alignment="bottom")
-    row[0].text_input(
-        "…or a new category", key=f"{key}_new", placeholder="e.g. Bao buns", disabled=disabled, max_chars=100
-    )
-    row[1].button(
+    st.text_input("…or a new category", key=f"{key}_new", placeholder="e.g. Bao buns", disabled=disabled, max_chars=100)
+    st.button(
         "Save correction",
         key=f"{key}_correct",
         icon=":material/edit:",
         disabled=disabled,
         width="stretch",
         on_click=_correct,
-        args=(key, *context),
+        args=(key, photo, on_saved, on_conflict),
     )
+    problem = st.session_state.get(CORRECTION_ERRORS, {}).pop(key, None)
+    if problem:
+        st.error(problem, icon=":material/edit_off:")
+
+
+def _view(key: str, photo: ImageSummary) -> tuple:
+    """A photo in the state it was drawn in: the same photo after a new decision is a new view."""
+    return (key, photo.image_id, photo.current_review_id)
+
+
+def _remember_drawn(key: str, photo: ImageSummary) -> None:
+    """Note that this run draws this view; mark_drawn() times it once the whole page is out."""
+    if _view(key, photo) not in st.session_state.setdefault(SHOWN_AT, {}):
+        st.session_state.setdefault(DRAWING, set()).add(_view(key, photo))
+
+
+def mark_drawn() -> None:
+    """The page's last line: the photos this run drew are on screen from now (first time only).
+
+    Timed at the end of the run, not where the buttons are drawn: the browser shows the page as it
+    arrives, and a click made while the run still goes on is handled only after it. A run cut short
+    by that click never gets here, so its photos count as not yet seen.
+    """
+    shown = st.session_state.setdefault(SHOWN_AT, {})
+    now = time.monotonic()
+    for view in st.session_state.pop(DRAWING, set()):
+        shown.setdefault(view, now)
+    for old in list(shown)[:-SHOWN_KEPT]:  # dicts keep insertion order: the oldest go first
+        del shown[old]
+
+
+def _too_soon(key: str, photo: ImageSummary) -> bool:
+    """True (with a notice) when this view of the photo has been on screen for less than REACTION_S."""
+    if REACTION_S <= 0:
+        return False
+    view = _view(key, photo)
+    shown = st.session_state.get(SHOWN_AT, {}).get(view)
+    if shown is None and view not in st.session_state.get(DRAWING, set()):
+        return False  # drawn by a page that does not time its photos: nothing to go by
+    seen = 0.0 if shown is None else time.monotonic() - shown
+    if seen >= REACTION_S:
+        return False
+    flash(
+        "notice",
+        f"Not saved: that click or key came {seen:.1f} s after this photo appeared, too soon to be meant "
+        "for it. Look, then decide.",
+    )
+    return True
 
 
 def _correct(key: str, photo: ImageSummary, on_saved, on_conflict) -> None:
     """The Correct button's callback: validate the chosen or typed category, then save."""
     try:
         decision = moderation.correction(st.session_state.get(f"{key}_label"), st.session_state.get(f"{key}_new"))
-    except FoodclfError as err:  # UnknownCategory: the message says what to do
-        flash("error", str(err))
+    except FoodclfError as err:  # UnknownCategory: said beside the button, where the moderator looks
+        st.session_state.setdefault(CORRECTION_ERRORS, {})[key] = str(err)
         return
-    _decide(decision, photo, on_saved, on_conflict)
+    _decide(decision, key, photo, on_saved, on_conflict)
 
 
-def _decide(decision: Decision, photo: ImageSummary, on_saved, on_conflict) -> None:
-    """Save one decision (a button callback); the outcome is flashed, a conflict kept for its photo."""
+def _decide(decision: Decision, key: str, photo: ImageSummary, on_saved, on_conflict) -> None:
+    """Save one decision on the photo as drawn (a button callback); the outcome is flashed.
+
+    Ignored: a decision on a photo shown for less than REACTION_S (the second click of a double
+    click landing on the next photo), a second button reached by the same input, and the same
+    decision again by the same person (saved once). A conflict is kept for its photo.
+    """
     reviewer = acting_as("decide")  # checked again at the click, whatever the page showed; refusals are flashed
     if reviewer is None:
+        return
+    now, last = time.monotonic(), st.session_state.get(LAST_DECISION)
+    st.session_state[LAST_DECISION] = now
+    if last is not None and now - last < SAME_INPUT_S:
+        return  # the same key press, reaching a second button
+    if _too_soon(key, photo):
         return
     try:
         saved = moderation.save_decision(cache.engine(), photo, decision, reviewer=reviewer)
@@ -127,6 +254,8 @@ def _decide(decision: Decision, photo: ImageSummary, on_saved, on_conflict) -> N
         return
     except Exception as err:  # noqa: BLE001
         flash("error", unexpected(err, "saving a decision"))
+        return
+    if saved.repeat:  # a double click or a key pressed twice: the first one was saved and shown
         return
     cache.clear_stats(new_label=saved.action == "corrected")
     flash("success", moderation.describe(saved))

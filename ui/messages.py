@@ -13,15 +13,18 @@ GENERIC_ERROR = "Something went wrong on our side; the details are in the server
 
 
 def flash(kind: str, text: str) -> None:
-    """Queue a message (success, info, warning, error) for the next run: callbacks can't draw in place."""
+    """Queue a message (success, notice, info, warning, error) for the next run: callbacks can't draw in place."""
     st.session_state.setdefault(FLASH, []).append((kind, text))
 
 
+TOAST_ICONS = {"success": ":material/check_circle:", "notice": ":material/timer:"}  # kinds shown as a toast
+
+
 def show_flash() -> None:
-    """Show queued messages once: success as a toast, the rest inline."""
+    """Show queued messages once: success and notices as a toast, the rest (info, warning, error) inline."""
     for kind, text in st.session_state.pop(FLASH, []):
-        if kind == "success":
-            st.toast(text, icon=":material/check_circle:")
+        if kind in TOAST_ICONS:
+            st.toast(text, icon=TOAST_ICONS[kind])
         else:
             getattr(st, kind)(text)
 

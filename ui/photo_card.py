@@ -13,7 +13,14 @@ from foodclf.errors import FoodclfError
 from foodclf.labels import display_label
 from foodclf.store import open_store
 from ui import cache, charts
-from ui.decisions import OnConflict, OnSaved, conflict_notice, decision_controls
+from ui.decisions import (
+    OnConflict,
+    OnSaved,
+    browser_guard,
+    conflict_notice,
+    correction_controls,
+    decision_buttons,
+)
 
 
 def photo_card(
@@ -30,7 +37,10 @@ def photo_card(
     shortcuts: bool = False,
 ):
     """One photo to judge: the picture and its caption on the left; on the right a notice, any
-    conflict, the decision in force, the model's answer and the decision buttons.
+    conflict, the decision in force, the decision buttons, the model's answer and the correction.
+
+    The buttons come first on the right, so on a phone (where the columns stack) they sit right
+    under the photo, and on a wide screen beside it at eye level.
 
     Args:
         key: unique per photo on the page (widget keys derive from it).
@@ -40,20 +50,23 @@ def photo_card(
     Returns:
         The right-hand column, for anything a page adds below the buttons.
     """
-    left, right = st.columns([1.3, 1], gap="large")
+    left, right = st.columns([1.3, 1], gap="medium")  # stacked on a phone: the gap is between photo and buttons
     with left:
-        if image is not None:
-            st.image(image, width="stretch")
-        else:
-            show_photo(photo, max_height)
+        with st.container(gap=None):  # the guard's empty element takes no room above the photo
+            browser_guard(key, photo)
+            if image is not None:
+                st.image(image, width="stretch")
+            else:
+                show_photo(photo, max_height)
         st.caption(caption)
     with right:
         if notice:
             st.info(notice, icon=":material/history:")
         conflict_notice(photo)
         current_decision(photo)
+        decision_buttons(key, photo, on_saved=on_saved, on_conflict=on_conflict, shortcuts=shortcuts)
         prediction_panel(photo.scores, bool(photo.uncertain), chart_key=f"{key}_chart")
-        decision_controls(key, photo, labels=labels, on_saved=on_saved, on_conflict=on_conflict, shortcuts=shortcuts)
+        correction_controls(key, photo, labels=labels, on_saved=on_saved, on_conflict=on_conflict)
     return right
 
 
