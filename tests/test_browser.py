@@ -16,24 +16,11 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from browser_support import require_chromium
+from browser_support import ARGS, CHROMIUM, WAIT_MS, require_chromium
 from db.engine import close_database, open_database, session_scope
 from db.models import ReviewRow
 from server_support import running_dashboard
 from shared_data import FOOD_PHOTOS
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 120_000  # a cold server imports torch and loads the model, on 2 cores that CI may share
 
 pytestmark = pytest.mark.browser
 
