@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ui.decisions import REACTION_S
+
 MISSING = "Debian's chromium is not installed at {path} (apt-get install chromium; .ci/run does this where it can)"
 
 
@@ -36,6 +38,12 @@ ARGS = [
     "--disable-sync",
 ]
 WAIT_MS = 120_000  # a cold server imports torch and loads the model, on 2 cores that CI may share
+
+
+def look_at_photo(page) -> None:
+    """Wait as a person would before deciding: the dashboard drops a click on a photo shown under
+    ui.decisions.REACTION_S ago (the double-click guard), so a test clicking at once is dropped."""
+    page.wait_for_timeout(int(REACTION_S * 1000) + 300)
 
 
 def launch(playwright):

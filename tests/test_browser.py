@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from browser_support import ARGS, CHROMIUM, WAIT_MS, require_chromium
+from browser_support import ARGS, CHROMIUM, WAIT_MS, look_at_photo, require_chromium
 from db.engine import close_database, open_database, session_scope
 from db.models import ReviewRow
 from server_support import running_dashboard
@@ -88,6 +88,7 @@ def test_upload_see_the_answer_confirm_and_the_review_is_stored(settings, tmp_pa
                 expect(page.locator("[data-testid=stVegaLiteChart]").first).to_be_visible(timeout=WAIT_MS)
                 page.screenshot(path=str(tmp_path / "classified.png"), full_page=True)
 
+                look_at_photo(page)
                 page.get_by_role("button", name=re.compile(rf"^Confirm: {re.escape(top)}")).click()
                 saved = page.get_by_text(re.compile(rf"Confirmed {re.escape(top)} by Robin"))
                 expect(saved).to_be_visible(timeout=WAIT_MS)

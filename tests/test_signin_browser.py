@@ -22,12 +22,11 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
-from browser_support import in_ci
+from browser_support import ARGS, CHROMIUM, in_ci, look_at_photo
 from db.engine import close_database, open_database, session_scope
 from db.models import ReviewRow
 from pages_support import GROUPS, Dashboard, seed_photo
 from server_support import free_port, get, running_dashboard
-from test_browser import ARGS, CHROMIUM
 
 WAIT_MS = 60_000
 COOKIE_SECRET = "test-cookie-secret-" + "x" * 32
@@ -141,6 +140,7 @@ def _signin_flow(settings, tmp_path, expect, sync_playwright) -> None:
                 _sign_in(page, base, MODERATOR["sub"])
                 expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
                 expect(page.get_by_text("Signed in as")).to_contain_text("mod@acme.com")
+                look_at_photo(page)
                 page.get_by_role("button", name=re.compile(r"^Confirm: Sushi")).click()
                 expect(page.get_by_text("Queue is empty")).to_be_visible()
                 page.screenshot(path=str(tmp_path / "confirmed.png"), full_page=True)
