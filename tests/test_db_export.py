@@ -131,18 +131,21 @@ def test_an_empty_export_is_the_header_alone(session):
     assert buffer.getvalue() == ",".join(EXPORT_COLUMNS) + "\n"
 
 
+# Filters are built when the test runs (from "now"), not at collection: a run crossing midnight UTC
+# would otherwise compare against yesterday.
 @pytest.mark.parametrize(
     "filters, keep",
     [
-        (dict(only_corrected=True), lambda r: r["action"] in ("corrected", "not_food")),
-        (dict(labels=["pizza", "sashimi"]), lambda r: r["final_label"] in ("pizza", "sashimi")),
-        (dict(since=utcnow().date() + timedelta(days=1)), lambda r: False),
-        (dict(until=utcnow().date() - timedelta(days=1)), lambda r: False),
-        (dict(since=utcnow() - timedelta(hours=1), until=utcnow().date()), lambda r: True),
+        (lambda now: dict(only_corrected=True), lambda r: r["action"] in ("corrected", "not_food")),
+        (lambda now: dict(labels=["pizza", "sashimi"]), lambda r: r["final_label"] in ("pizza", "sashimi")),
+        (lambda now: dict(since=now.date() + timedelta(days=1)), lambda r: False),
+        (lambda now: dict(until=now.date() - timedelta(days=1)), lambda r: False),
+        (lambda now: dict(since=now - timedelta(hours=1), until=now.date()), lambda r: True),
     ],
+    ids=["corrected", "labels", "since-tomorrow", "until-yesterday", "last-hour"],
 )
 def test_filters(session, submitted, filters, keep):
-    got = [row.record() for row in export_rows(session, typed(filters))]
+    got = [row.record() for row in export_rows(session, typed(filters(utcnow())))]
     assert got == [row for row in submitted if keep(row)]
 
 
