@@ -14,7 +14,7 @@ computed value, which would sort every row; small groupings are pivoted in Pytho
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, or_, select, union
@@ -247,12 +247,7 @@ def _count_in_range(session: Session, column, since, until, *, also=None) -> lis
 
 def _range_counts(session: Session, conditions: list[list]) -> list[int]:
     """COUNT(*) for each list of conditions on one table, as scalar subqueries of a few SELECTs."""
-    counts: list[int] = []
-    for start in range(0, len(conditions), SPANS_PER_QUERY):
-        chunk = conditions[start : start + SPANS_PER_QUERY]
-        stmt = select(*(select(func.count()).where(*where).scalar_subquery() for where in chunk))
-        counts.extend(session.execute(stmt).one())
-    return counts
+    return _range_aggregates(session, [(func.count(), where) for where in conditions])
 
 
 def _counts(session: Session, stmt) -> list[dict[str, Any]]:
@@ -288,3 +283,38 @@ def known_labels(session: Session) -> list[str]:
         select(ImageRow.current_label).where(ImageRow.current_label.is_not(None)).distinct(),
     )
     return sorted(session.scalars(stmt))
+
+
+def daily_confidence(
+    session: Session, *, since: date, until: date, below: float, margin: float
+) -> list[dict[str, Any]]:
+    """[{"day", "photos", "uncertain", "mean_confidence"}] per UTC day, since to until inclusive, every day listed.
+
+    Of the photos added that day with a prediction: how many, how many uncertain (top score under
+    `below` or top-1 minus top-2 under `margin`, the classifier's own rule) and their mean top score
+    (None on a day without photos). Three aggregates per day over the added_at index, as range counts.
+    """
+    days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
+    spans = []
+    for day in days:
+        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        spans.append([ImageRow.top_score.is_not(None), *_within(ImageRow.added_at, (start, start + timedelta(days=1)))])
+    uncertain = or_(ImageRow.top_score < below, func.coalesce(ImageRow.top_margin, 1.0) < margin)
+    photos = _range_aggregates(session, [(func.count(), where) for where in spans])
+    doubtful = _range_aggregates(session, [(func.count(), [*where, uncertain]) for where in spans])
+    means = _range_aggregates(session, [(func.avg(ImageRow.top_score), where) for where in spans])
+    return [
+        dict(day=day, photos=n, uncertain=u, mean_confidence=float(m) if n else None)
+        for day, n, u, m in zip(days, photos, doubtful, means)
+    ]
+
+
+def _range_aggregates(session: Session, parts: list[tuple]) -> list:
+    """One aggregate per (expression, conditions on one table), as scalar subqueries of a few SELECTs."""
+    values: list = []
+    for start in range(0, len(parts), SPANS_PER_QUERY):
+        chunk = parts[start : start + SPANS_PER_QUERY]
+        values.extend(
+            session.execute(select(*(select(agg).where(*where).scalar_subquery() for agg, where in chunk))).one()
+        )
+    return values

@@ -56,6 +56,16 @@ class Settings:
     uncertain_margin: float = _setting(
         0.1, "FOODCLF_UNCERTAIN_MARGIN", "A top-1 minus top-2 gap under this marks the result uncertain (0 to 1)."
     )
+    drift_uncertain_rise: float = _setting(
+        0.10,
+        "FOODCLF_DRIFT_UNCERTAIN_RISE",
+        "Stats flags drift when the share of uncertain photos rises this much above the previous weeks' (0 to 1).",
+    )
+    drift_confidence_drop: float = _setting(
+        0.05,
+        "FOODCLF_DRIFT_CONFIDENCE_DROP",
+        "Stats flags drift when the mean top score falls this much below the previous weeks' (0 to 1).",
+    )
     max_upload_mb: float = _setting(10.0, "FOODCLF_MAX_UPLOAD_MB", "Largest accepted file, in MB.")
     max_pixels: int = _setting(
         40_000_000, "FOODCLF_MAX_PIXELS", "Largest accepted image, in pixels (width x height), checked before decoding."
@@ -116,6 +126,8 @@ class Settings:
     def __post_init__(self) -> None:
         _check(0.0 <= self.uncertain_below <= 1.0, "FOODCLF_UNCERTAIN_BELOW", "a number from 0 to 1")
         _check(0.0 <= self.uncertain_margin <= 1.0, "FOODCLF_UNCERTAIN_MARGIN", "a number from 0 to 1")
+        _check(0.0 < self.drift_uncertain_rise <= 1.0, "FOODCLF_DRIFT_UNCERTAIN_RISE", "a number over 0, at most 1")
+        _check(0.0 < self.drift_confidence_drop <= 1.0, "FOODCLF_DRIFT_CONFIDENCE_DROP", "a number over 0, at most 1")
         _check(self.top_k >= 0, "FOODCLF_TOP_K", "0 or more")
         _check(self.max_upload_mb > 0, "FOODCLF_MAX_UPLOAD_MB", "more than 0")
         _check(self.max_pixels > 0, "FOODCLF_MAX_PIXELS", "more than 0")

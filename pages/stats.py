@@ -85,6 +85,50 @@ cols[3].metric(
 )
 cols[4].metric("Reviewers", f"{totals['reviewers']:,}", border=True)
 
+
+def _trends(until) -> None:
+    """This week against last, and whether the model is drifting: for the week ending on the period's end."""
+    end = until or datetime.now(timezone.utc).date()
+    try:
+        found = cache.week_trends(cache.settings().database_url, end)
+    except Exception as err:  # noqa: BLE001  (the figures below still help)
+        st.error(messages.unexpected(err, "computing this week's trends"))
+        return
+    start, end = found["week"]
+    st.subheader(f"Trends: the week {start:%b %d} – {end:%b %d}", anchor="trends")
+    if found["drift"]:
+        st.warning(
+            "**The model may be meeting photos it was not trained for.** This week against the four before — "
+            + "; ".join(found["drift"])
+            + ". Look at the uncertain photos in the review queue, and consider retraining (Models page).",
+            icon=":material/warning:",
+        )
+    left, right = st.columns(2, gap="medium")
+    with left:
+        _panel(
+            "Biggest movers",
+            "Each category's share of the photos added this week (the model's top label) against its share "
+            "the week before, in points: 0.05 is five points. Most changed first.",
+            [row for row in found["movers"] if row["change"]],
+            charts.movers_chart,
+            "movers",
+            "No category changed its share: too few photos this week and last.",
+        )
+    with right:
+        _panel(
+            "Uncertain photos and confidence per day",
+            "Of the photos added each day: the share the model was unsure of, and its mean top score. Dashed: "
+            "the four weeks before this one. Red points: days beyond the drift limits "
+            "(FOODCLF_DRIFT_UNCERTAIN_RISE, FOODCLF_DRIFT_CONFIDENCE_DROP).",
+            [row for row in found["daily"] if row["photos"]],
+            lambda rows: charts.drift_chart(rows, found["baseline"]),
+            "drift",
+            "No photos in the last five weeks.",
+        )
+
+
+_trends(until)
+
 if totals["images"] == 0 and totals["decisions"] == 0:
     st.info(
         "No photos or reviews in this period yet. Try “All time”, or review some photos in the queue.",

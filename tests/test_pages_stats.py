@@ -45,8 +45,10 @@ def test_totals_charts_and_downloads_over_the_last_30_days(dashboard):
         "Corrected": "67%",
         "Reviewers": "2",
     }
-    assert len(at.get("vega_lite_chart")) == 6
-    assert len(at.download_button) == 6
+    # Six charts of the period, and the two of this week's trends (every photo is new this week).
+    assert len(at.get("vega_lite_chart")) == 8
+    assert len(at.download_button) == 8
+    assert not at.warning
 
 
 def test_all_time_includes_older_photos(dashboard):
@@ -79,7 +81,7 @@ def test_photos_without_reviews_say_no_reviews_yet(dashboard):
     seed_photo(dashboard, "pizza", 0.9, (1, 2, 3))
     at = run(dashboard.app(PAGE))
     assert any("No reviews yet" in text for text in texts(at.info))
-    assert len(at.get("vega_lite_chart")) == 3  # categories, confidence, volume
+    assert len(at.get("vega_lite_chart")) == 5  # movers, drift; categories, confidence, volume
 
 
 def test_the_tables_behind_the_charts(dashboard):
@@ -121,3 +123,23 @@ def test_each_reviewer_number_says_what_it_counts(dashboard):
     legend = charts.reviewers_chart([alice, bob]).to_dict()["encoding"]["color"]
     assert legend["scale"]["domain"][-1] == "Undo (took one back)" and len(legend["scale"]["domain"]) == 5
     assert legend["legend"]["orient"] == "bottom" and legend["legend"]["columns"] <= 3
+
+
+def test_a_drifting_week_is_a_warning_with_its_numbers(dashboard):
+    from sqlalchemy.orm import Session
+
+    from factories import image_factory
+
+    make_image, today = image_factory(), datetime.now(timezone.utc).replace(hour=0, minute=0, second=0)
+    with Session(dashboard.engine) as session:
+        for days_ago in range(1, 21):  # three weeks of confident photos, then a day of doubtful ones
+            for score in (0.9, 0.95, 0.3 if days_ago > 3 else 0.35):
+                make_image(session, label="pizza", score=score, added_at=today - timedelta(days=days_ago, hours=-1))
+        for _ in range(24):
+            make_image(session, label="ramen", score=0.3, added_at=today + timedelta(minutes=5))
+        session.commit()
+    at = run(dashboard.app(PAGE))
+    (warning,) = at.warning
+    assert "The model may be meeting photos it was not trained for" in warning.value
+    assert "uncertain photos: " in warning.value and "mean confidence: " in warning.value
+    assert any(text.startswith("Trends: the week") for text in texts(at.subheader))

@@ -14,7 +14,7 @@ from typing import Optional
 import streamlit as st
 
 from db.engine import open_database
-from foodclf import export, insights, jobs, model_registry, moderation, thumbnails
+from foodclf import export, insights, jobs, model_registry, moderation, thumbnails, trends
 from foodclf.classifier import Classifier, forget_classifiers, load_classifier
 from foodclf.errors import ModelUnavailable
 from foodclf.images import configure_decode_budget
@@ -125,6 +125,19 @@ def reload_model() -> None:
 def stats(database_url: str, since: Optional[date], until: Optional[date]) -> dict:
     """Every figure of the Stats page for a date range (see foodclf.insights.stats_report)."""
     return insights.stats_report(_engine(database_url), since=since, until=until)
+
+
+@st.cache_data(ttl=STATS_TTL, show_spinner=False)
+def week_trends(database_url: str, until: date) -> dict:
+    """This week against the weeks before, up to `until` (see foodclf.trends.trends_report)."""
+    config = settings()
+    return trends.trends_report(
+        _engine(database_url),
+        until=until,
+        below=config.uncertain_below,
+        margin=config.uncertain_margin,
+        limits=trends.DriftLimits(config.drift_uncertain_rise, config.drift_confidence_drop),
+    )
 
 
 @st.cache_data(ttl=STATS_TTL, show_spinner=False)

@@ -165,6 +165,74 @@ def volume_chart(rows: list[dict]) -> alt.Chart:
     )
 
 
+def movers_chart(rows: list[dict], top: int = 12) -> alt.Chart:
+    """Diverging bars: each category's change in share of photos, this week against last (biggest movers)."""
+    data = _shown(pd.DataFrame(rows).head(top), "label")
+    data["direction"] = data["change"].map(lambda c: "Up" if c >= 0 else "Down")
+    return (
+        alt.Chart(data)
+        .mark_bar(cornerRadiusEnd=2)
+        .encode(
+            y=alt.Y("label:N", sort=list(data["label"]), title=None, axis=alt.Axis(labelLimit=200)),
+            x=alt.X("change:Q", title="Change in share of photos (points)", axis=alt.Axis(format="+.0%")),
+            color=alt.Color("direction:N", legend=None, scale=alt.Scale(domain=["Up", "Down"], range=[ACCENT, BLUE])),
+            tooltip=[
+                alt.Tooltip("label:N", title="Category"),
+                alt.Tooltip("share_before:Q", title="Last week", format=".1%"),
+                alt.Tooltip("share:Q", title="This week", format=".1%"),
+                alt.Tooltip("last_week:Q", title="Photos last week"),
+                alt.Tooltip("this_week:Q", title="Photos this week"),
+            ],
+        )
+        .properties(height=alt.Step(20))
+    )
+
+
+DRIFT_MEASURES = {"uncertain_share": "Uncertain photos", "mean_confidence": "Mean confidence"}
+
+
+def drift_chart(rows: list[dict], baseline: dict) -> alt.Chart:
+    """Per day, the share of uncertain photos and the mean top score, each with its baseline dashed;
+    days beyond the drift limits are red points.
+
+    rows: trends' daily rows (day, uncertain_share, mean_confidence, drifting); baseline: the
+    earlier weeks' pooled value of each measure (None where there were no photos).
+    """
+    data = pd.DataFrame(rows)
+    data["day"] = pd.to_datetime(data["day"])
+    long = data.melt(
+        id_vars=["day", "photos", "drifting"], value_vars=list(DRIFT_MEASURES), var_name="measure", value_name="value"
+    ).dropna(subset=["value"])
+    long["measure"] = long["measure"].map(DRIFT_MEASURES)
+    x = alt.X("day:T", title=None, axis=alt.Axis(format="%b %d"))
+    y = alt.Y("value:Q", title=None, axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))
+    colour = alt.Color(
+        "measure:N",
+        title=None,
+        legend=alt.Legend(orient="top"),
+        scale=alt.Scale(domain=list(DRIFT_MEASURES.values()), range=[ACCENT, BLUE]),
+    )
+    tooltip = [
+        alt.Tooltip("day:T", format="%Y-%m-%d"),
+        "measure:N",
+        alt.Tooltip("value:Q", format=".1%"),
+        alt.Tooltip("photos:Q", title="Photos"),
+    ]
+    lines = alt.Chart(long).mark_line(strokeWidth=2.5).encode(x=x, y=y, color=colour, tooltip=tooltip)
+    flagged = (
+        alt.Chart(long[long["drifting"]])
+        .mark_point(filled=True, size=90, color="#E03131")
+        .encode(x=x, y=y, tooltip=tooltip)
+    )
+    levels = pd.DataFrame(
+        [dict(measure=DRIFT_MEASURES[k], value=baseline[k]) for k in DRIFT_MEASURES if baseline.get(k) is not None]
+    )
+    layers = [lines, flagged]
+    if len(levels):
+        layers.append(alt.Chart(levels).mark_rule(strokeDash=[5, 4], opacity=0.7).encode(y="value:Q", color=colour))
+    return alt.layer(*layers).properties(height=260)
+
+
 ACTION_NAMES = {  # the legend's words for each stored action
     "confirmed": "Confirmed",
     "corrected": "Corrected",
