@@ -158,7 +158,10 @@ def _one_at_a_time(engine, filters: QueueFilters, labels: list[str]) -> None:
             right.button(
                 "Back to the queue", key="leave_focus", on_click=_leave_focus, icon=":material/undo:", type="tertiary"
             )
-    st.caption("Keys: **Y** confirm · **N** not food · **S** skip · **U** undo your last decision")
+    st.caption(
+        "Keys: **Y** confirm · **1–5** a candidate · **N** not food · **S** skip · **U** undo · "
+        "**/** search categories · **?** all keys"
+    )
 
 
 def _grid(engine, filters: QueueFilters, size: int) -> None:

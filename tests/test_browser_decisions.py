@@ -210,3 +210,55 @@ def test_on_a_phone_the_decision_buttons_are_in_the_first_screenful(served):
     # Right under the photo, and on the first screen without scrolling.
     assert top["y"] + top["height"] <= 844, top
     assert top["y"] - (picture["y"] + picture["height"]) < 260, (picture, top)
+
+
+def test_keys_one_to_five_slash_and_question_mark_and_none_while_typing(served):
+    from playwright.sync_api import expect, sync_playwright
+
+    base, dashboard, names = served
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            _open_queue(page, base)
+            _settle(page, dashboard)
+            time.sleep(LOOK_S)
+            shown, before = _shown(page), _last_id(dashboard)
+
+            # Typing in a field is typing: no key there decides anything.
+            field = page.get_by_role("textbox", name="…or a new category")
+            field.click()
+            field.press_sequentially("1y2n/?", delay=40)
+            expect(field).to_have_value("1y2n/?")
+            expect(page.get_by_role("dialog")).to_have_count(0)
+            field.fill("")
+            page.get_by_role("heading", name="Review queue").click()  # away from the field
+            _settle(page, dashboard)
+            assert _rows(dashboard, before) == []
+
+            # "/" puts the cursor in the category search; "?" lists every key.
+            page.keyboard.press("/")
+            expect(page.get_by_role("combobox", name="Correct to")).to_be_focused()
+            page.keyboard.press("Escape")
+            page.get_by_role("heading", name="Review queue").click()
+            page.keyboard.press("?")
+            dialog = page.get_by_role("dialog")
+            expect(dialog.get_by_text("Choose that candidate")).to_be_visible()
+            page.keyboard.press("Escape")
+            expect(dialog).to_have_count(0)
+            _settle(page, dashboard)
+
+            # "2" saves the second candidate as the correction, on the photo shown.
+            second = page.get_by_role("button", name=re.compile(r"Shortcut 2$")).inner_text().split("\n")[0].strip()
+            time.sleep(LOOK_S)
+            page.keyboard.press("2")
+            _settle(page, dashboard)
+            with session_scope(dashboard.engine) as session:
+                stored = session.execute(
+                    select(ReviewRow.image_id, ReviewRow.action, ReviewRow.final_label).where(ReviewRow.id > before)
+                ).all()
+        finally:
+            browser.close()
+    assert [(names[image_id], action, label.capitalize()) for image_id, action, label in stored] == [
+        (shown, "corrected", second)
+    ]

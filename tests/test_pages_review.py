@@ -223,3 +223,27 @@ def test_a_correction_without_a_category_is_explained_beside_its_button(dashboar
     assert "Pick a category" in drawn[error].value
     assert error == button + 1  # right under the button, not at the top of the page
     assert reviews(dashboard) == []
+
+
+def test_the_candidates_are_buttons_with_keys_one_to_five(dashboard, three):
+    at = _queue(dashboard)
+    picks = [at.button(key=f"q_{three['sushi']}_pick{n}") for n in (1, 2, 3, 4)]
+    # The seeded prediction's four candidates: the model's answer, then the others by score.
+    assert [(b.label, b.proto.shortcut) for b in picks] == [
+        ("Sushi", "1"),
+        ("Pizza", "2"),
+        ("Steak", "3"),
+        ("Ramen", "4"),
+    ]
+    with pytest.raises(KeyError):
+        at.button(key=f"q_{three['sushi']}_pick5")
+    picks[2].click()
+    run(at)
+    assert _shown(at) == "Steak"  # the next photo
+    at.button(key=f"q_{three['steak']}_pick1").click()  # 1: the model's answer, stored as confirmed
+    run(at)
+    assert reviews(dashboard) == [
+        (three["sushi"], "corrected", "steak", "Bob"),
+        (three["steak"], "confirmed", "steak", "Bob"),
+    ]
+    assert "**?** all keys" in " ".join(texts(at.caption))

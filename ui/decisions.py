@@ -6,6 +6,7 @@ import json
 import time
 from typing import Callable, Optional
 
+import pandas as pd
 import streamlit as st
 
 from db.records import ImageSummary
@@ -122,6 +123,77 @@ def decision_buttons(
         width="stretch",
         help="Saved as skipped: the photo stays in the queue for someone else.",
     )
+    if shortcuts:
+        candidate_buttons(key, photo, context[2:])
+        st.html(_KEYS_JS, unsafe_allow_javascript=True)
+        if st.button("All keys", key=f"{key}_keys", icon=":material/keyboard:", type="tertiary"):
+            keys_dialog()
+
+
+CANDIDATE_KEYS = "12345"
+# The keys Streamlit's shortcuts cannot take ("/" and "?" are not letters or digits), in the browser:
+# "/" puts the cursor in the category search, "?" opens the list of keys. Installed once per page;
+# nothing fires while the moderator types in a field, or with a modifier held (browser shortcuts).
+_KEYS_JS = """<script>
+(() => {
+  if (window.foodclfKeys) return;
+  window.foodclfKeys = true;
+  window.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest("input, textarea, select, [contenteditable=true]")) return;
+    if (event.key === "/") {
+      const search = document.querySelector('input[aria-label="Correct to"]');
+      if (search && !search.disabled) { event.preventDefault(); search.focus(); search.click(); }
+    } else if (event.key === "?") {
+      const open = [...document.querySelectorAll("button")].find((b) => b.innerText.trim().endsWith("All keys"));
+      if (open) { event.preventDefault(); open.click(); }
+    }
+  });
+})();
+</script>"""
+KEYS = [
+    ("Y", "Confirm the model's answer"),
+    ("1 – 5", "Choose that candidate (1 is the model's answer; the others save a correction)"),
+    ("N", "Not food"),
+    ("S", "Skip: the photo stays in the queue for someone else"),
+    ("U", "Undo your last decision"),
+    ("/", "Search every category (then Enter to pick, and Save correction)"),
+    ("?", "This list"),
+]
+
+
+def candidate_buttons(key: str, photo: ImageSummary, callbacks: tuple) -> None:
+    """The model's top five candidates as buttons, keys 1 to 5: one key saves that label.
+
+    The first is the model's answer (saved as confirmed); any other saves a correction to it.
+    """
+    seen: list[str] = []
+    for score in photo.scores:
+        if score["label"] not in seen:
+            seen.append(score["label"])
+    candidates = seen[: len(CANDIDATE_KEYS)]
+    if not candidates:
+        return
+    st.caption("Or choose a candidate:")
+    # A row that wraps: each button as wide as its whole name (long dish names are never cut off).
+    row = st.container(horizontal=True, gap="small")
+    for rank, label in enumerate(candidates):
+        row.button(
+            display_label(label),
+            key=f"{key}_pick{rank + 1}",
+            on_click=_decide,
+            args=(moderation.correction(label, None), key, photo, *callbacks),
+            shortcut=CANDIDATE_KEYS[rank],
+            help=f"Key {CANDIDATE_KEYS[rank]}: save {display_label(label)}"
+            + (" (the model's answer)" if rank == 0 else " as the correction"),
+        )
+
+
+@st.dialog("Keys")
+def keys_dialog() -> None:
+    """Every key of the review queue (opened by "?" or the All keys button)."""
+    st.table(pd.DataFrame(KEYS, columns=["Key", "What it does"]).set_index("Key"))
+    st.caption("Keys do nothing while you type in a field. A key pressed as a new photo appears is ignored.")
 
 
 def browser_guard(key: str, photo: ImageSummary) -> None:
