@@ -305,6 +305,43 @@ class AuditEvent(Base):
         return f"AuditEvent(id={self.id!r}, actor={self.actor!r}, action={self.action!r})"
 
 
+# A second opinion's life: open (waiting for a different moderator), agreed, disagreed (waiting for
+# an admin), adjudicated (the admin's decision is the photo's label).
+OPINION_STATES = ("open", "agreed", "disagreed", "adjudicated")
+
+
+class SecondOpinion(Base):
+    """A decided photo sampled back into the queue, blind, for a different moderator (0008).
+
+    The first decision stays in force; the second is kept here, not as a review, so it changes no
+    label. A disagreement waits for an admin, whose decision is a normal review.
+    """
+
+    __tablename__ = "second_opinions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    first_review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), unique=True)
+    first_reviewer: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    first_label: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    second_reviewer: Mapped[Optional[str]] = mapped_column(String(NAME_LENGTH))
+    second_label: Mapped[Optional[str]] = mapped_column(String(LABEL_LENGTH))
+    second_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    adjudication_review_id: Mapped[Optional[int]] = mapped_column(ForeignKey("reviews.id"))
+
+    __table_args__ = (
+        CheckConstraint(_in("status", OPINION_STATES), name="status"),
+        # The open ones, oldest first (the second-opinion queue), and the disputed ones (adjudication).
+        Index("ix_second_opinions_status", "status", "id"),
+        Index("ix_second_opinions_image_id", "image_id"),
+    )
+
+    def __repr__(self) -> str:
+        return f"SecondOpinion(id={self.id!r}, image_id={self.image_id!r}, status={self.status!r})"
+
+
 class ApiToken(Base):
     """An HTTP API token: only its SHA-256 is kept, with a name and a role; revoking deletes the row."""
 

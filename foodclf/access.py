@@ -40,6 +40,7 @@ NEEDS = {
     "train": Role.ADMIN,
     "activate": Role.ADMIN,
     "audit": Role.ADMIN,
+    "adjudicate": Role.ADMIN,  # settle disagreements between a decision and its second opinion
 }
 
 # What a person reads in a refusal: "Your role (viewer) does not include <this>."
@@ -54,6 +55,7 @@ DOING = {
     "train": "training models",
     "activate": "switching the model in use",
     "audit": "the audit log",
+    "adjudicate": "settling disagreements between moderators",
 }
 
 

@@ -38,6 +38,10 @@ class UnknownCategory(FoodclfError):
     """A label that is empty or not allowed."""
 
 
+class OpinionTaken(FoodclfError):
+    """A second opinion was given by someone else, or its photo decided again, since it was shown."""
+
+
 class ReviewConflict(FoodclfError):
     """Someone else reviewed the image since it was shown to this moderator.
 

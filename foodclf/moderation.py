@@ -12,14 +12,14 @@ from typing import Any, Optional
 
 from sqlalchemy import Engine
 
-from db import stats
+from db import second_opinions, stats
 from db.audit import record_event
 from db.engine import session_scope
 from db.queue import BrowseFilters, QueueFilters, browse_images, count_images, count_queue, review_queue
 from db.records import ImageSummary, image_history, image_summary
 from db.reviews import submit_review, undo_last_review
 from foodclf.errors import UnknownCategory
-from foodclf.labels import NOT_FOOD, clean_label, display_label
+from foodclf.labels import NOT_FOOD, clean_label, display_label, model_label
 
 # What each stored action is called where a person reads it.
 ACTION_WORDS = {
@@ -76,10 +76,13 @@ def save_decision(
     decision: Decision,
     *,
     reviewer: str,
+    second_opinion_share: float = 0.0,
 ) -> Saved:
     """Store a decision on a photo as it was shown (its prediction and current_review_id).
 
     The same decision again by the same person (a double click) writes nothing: Saved.repeat is set.
+    second_opinion_share (FOODCLF_SECOND_OPINION_SHARE): the share of decisions also sent, in the same
+    transaction, to the second-opinion queue for a different moderator.
 
     Raises:
         ReviewConflict: someone else decided on the photo since it was shown; nothing was written.
@@ -97,7 +100,97 @@ def save_decision(
             prediction_id=photo.prediction_id,
         )
         action, label, repeat = review.action, review.final_label, review.repeated
+        if not repeat:
+            second_opinions.request_if_sampled(session, review, second_opinion_share)
         summary = image_summary(session, photo.image_id)
+    return Saved(action, label, summary, repeat)
+
+
+@dataclass(frozen=True)
+class SecondLook:
+    """A decided photo shown blind for a second opinion: the photo and the model's answer, not the decision."""
+
+    opinion_id: int
+    photo: ImageSummary
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """Two moderators who disagreed on a photo, for an admin to settle."""
+
+    opinion_id: int
+    photo: ImageSummary
+    first_reviewer: str
+    first_label: str
+    second_reviewer: str
+    second_label: str
+
+
+def decided_label(photo: ImageSummary, decision: Decision) -> str:
+    """The stored label a decision on this photo means (confirm: the model's answer, in stored form)."""
+    if decision.action == "not_food":
+        return NOT_FOOD
+    if decision.action == "corrected":
+        return clean_label(decision.label)
+    if decision.action == "confirmed" and photo.predicted_label:
+        return model_label(photo.predicted_label)
+    raise UnknownCategory("This photo has no prediction to confirm; pick a category instead.")
+
+
+def next_second_opinion(engine: Engine, reviewer: str, exclude: frozenset[int] = frozenset()) -> Optional[SecondLook]:
+    """The oldest photo waiting for a second opinion this reviewer may give (never on their own decision)."""
+    with session_scope(engine) as session:
+        opinion = second_opinions.next_open(session, reviewer, exclude)
+        if opinion is None:
+            return None
+        return SecondLook(opinion.id, image_summary(session, opinion.image_id))
+
+
+def second_opinions_waiting(engine: Engine, reviewer: str) -> int:
+    with session_scope(engine) as session:
+        return second_opinions.open_count(session, reviewer)
+
+
+def give_second_opinion(engine: Engine, look: SecondLook, decision: Decision, *, reviewer: str) -> str:
+    """Record a blind second opinion; returns "agreed" or "disagreed" (then an admin settles it).
+
+    Raises:
+        OpinionTaken: someone gave it first, or the photo was decided again; nothing was written.
+    """
+    label = decided_label(look.photo, decision)
+    with session_scope(engine) as session:
+        return second_opinions.give(session, look.opinion_id, reviewer, label).status
+
+
+def disputes(engine: Engine, limit: int = 50) -> tuple[list[Dispute], int]:
+    """The oldest disagreements waiting for an admin (up to `limit`), and how many there are."""
+    with session_scope(engine) as session:
+        found = [
+            Dispute(
+                o.id,
+                image_summary(session, o.image_id),
+                o.first_reviewer,
+                o.first_label,
+                o.second_reviewer,
+                o.second_label,
+            )
+            for o in second_opinions.disputed(session, limit)
+        ]
+        return found, second_opinions.disputed_count(session)
+
+
+def adjudicate(engine: Engine, dispute: Dispute, decision: Decision, *, admin: str) -> Saved:
+    """An admin's decision on a disagreement: a normal review, which becomes the photo's label.
+
+    Raises:
+        OpinionTaken: already settled. ReviewConflict: the photo was decided again since.
+    """
+    with session_scope(engine) as session:
+        review = second_opinions.adjudicate(
+            session, dispute.opinion_id, admin, action=decision.action, label=decision.label
+        )
+        action, label, repeat = review.action, review.final_label, review.repeated
+        summary = image_summary(session, dispute.photo.image_id)
     return Saved(action, label, summary, repeat)
 
 

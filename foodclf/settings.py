@@ -56,6 +56,11 @@ class Settings:
     uncertain_margin: float = _setting(
         0.1, "FOODCLF_UNCERTAIN_MARGIN", "A top-1 minus top-2 gap under this marks the result uncertain (0 to 1)."
     )
+    second_opinion_share: float = _setting(
+        0.10,
+        "FOODCLF_SECOND_OPINION_SHARE",
+        "Share of decisions sent back, blind, to a different moderator for a second opinion (0 to 1; 0: none).",
+    )
     drift_uncertain_rise: float = _setting(
         0.10,
         "FOODCLF_DRIFT_UNCERTAIN_RISE",
@@ -126,6 +131,7 @@ class Settings:
     def __post_init__(self) -> None:
         _check(0.0 <= self.uncertain_below <= 1.0, "FOODCLF_UNCERTAIN_BELOW", "a number from 0 to 1")
         _check(0.0 <= self.uncertain_margin <= 1.0, "FOODCLF_UNCERTAIN_MARGIN", "a number from 0 to 1")
+        _check(0.0 <= self.second_opinion_share <= 1.0, "FOODCLF_SECOND_OPINION_SHARE", "a number from 0 to 1")
         _check(0.0 < self.drift_uncertain_rise <= 1.0, "FOODCLF_DRIFT_UNCERTAIN_RISE", "a number over 0, at most 1")
         _check(0.0 < self.drift_confidence_drop <= 1.0, "FOODCLF_DRIFT_CONFIDENCE_DROP", "a number over 0, at most 1")
         _check(self.top_k >= 0, "FOODCLF_TOP_K", "0 or more")

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import streamlit as st
 
+from foodclf.labels import display_label
 from ui import access, cache, charts, dates, guards, messages, navigation
 
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
@@ -128,6 +129,57 @@ def _trends(until) -> None:
 
 
 _trends(until)
+
+
+def _agreement(since, until) -> None:
+    """Cohen's kappa between each decision and its blind second opinion, per moderator and per category."""
+    try:
+        found = cache.agreement_report(cache.settings().database_url, since, until)
+    except Exception as err:  # noqa: BLE001
+        st.error(messages.unexpected(err, "computing the agreement between moderators"))
+        return
+    st.subheader("Agreement between moderators", anchor="agreement")
+    total = found["overall"]
+    if not total["pairs"]:
+        st.caption(
+            "No second opinions given in this period. A share of decisions (FOODCLF_SECOND_OPINION_SHARE) goes, "
+            "blind, to another moderator on the Second opinions page."
+        )
+        return
+
+    def shown(value) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
+    cols = st.columns(3)
+    cols[0].metric("Second opinions", f"{total['pairs']:,}", border=True)
+    cols[1].metric("Agreed", f"{total['agreement']:.0%}", border=True)
+    cols[2].metric(
+        "Cohen's kappa",
+        shown(total["kappa"]),
+        border=True,
+        help="Agreement beyond chance: 1 is full agreement, 0 no better than chance; – when every label was the same.",
+    )
+    tables = st.columns(2, gap="medium")
+    for column, rows, first, name in (
+        (tables[0], found["moderators"], "moderator", "Per moderator"),
+        (tables[1], found["categories"], "label", "Per category"),
+    ):
+        frame = pd.DataFrame(rows)
+        if first == "label":
+            frame["label"] = frame["label"].map(display_label)
+        column.markdown(f"**{name}**")
+        column.dataframe(
+            frame,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "agreement": st.column_config.NumberColumn("agreed share", format="percent"),
+                "kappa": st.column_config.NumberColumn("kappa", format="%.2f"),
+            },
+        )
+
+
+_agreement(since, until)
 
 if totals["images"] == 0 and totals["decisions"] == 0:
     st.info(

@@ -112,7 +112,17 @@ def test_without_sign_in_the_local_user_is_admin_and_a_note_says_so(dashboard):
     assert note.startswith("Local mode: no sign-in is configured, so you (local-admin) are admin")
     assert "this machine only" in note
     links = [link.label for link in at.sidebar.get("page_link")]
-    assert links == ["Review queue", "Classify photos", "Browse", "Stats", "Export", "Models", "Audit log"]
+    assert links == [
+        "Review queue",
+        "Second opinions",
+        "Classify photos",
+        "Browse",
+        "Stats",
+        "Export",
+        "Models",
+        "Adjudication",
+        "Audit log",
+    ]
 
 
 def test_the_streamlit_config_matches_the_settings():

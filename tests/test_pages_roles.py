@@ -186,10 +186,20 @@ def _dashboard(user=None) -> AppTest:
     "role, links, start",
     [
         ("viewer", ["Browse", "Stats"], "Browse photos"),
-        ("moderator", ["Review queue", "Classify photos", "Browse", "Stats"], "Review queue"),
+        ("moderator", ["Review queue", "Second opinions", "Classify photos", "Browse", "Stats"], "Review queue"),
         (
             "admin",
-            ["Review queue", "Classify photos", "Browse", "Stats", "Export", "Models", "Audit log"],
+            [
+                "Review queue",
+                "Second opinions",
+                "Classify photos",
+                "Browse",
+                "Stats",
+                "Export",
+                "Models",
+                "Adjudication",
+                "Audit log",
+            ],
             "Review queue",
         ),
     ],

@@ -14,7 +14,7 @@ from typing import Optional
 import streamlit as st
 
 from db.engine import open_database
-from foodclf import export, insights, jobs, model_registry, moderation, thumbnails, trends
+from foodclf import agreement, export, insights, jobs, model_registry, moderation, thumbnails, trends
 from foodclf.classifier import Classifier, forget_classifiers, load_classifier
 from foodclf.errors import ModelUnavailable
 from foodclf.images import configure_decode_budget
@@ -125,6 +125,12 @@ def reload_model() -> None:
 def stats(database_url: str, since: Optional[date], until: Optional[date]) -> dict:
     """Every figure of the Stats page for a date range (see foodclf.insights.stats_report)."""
     return insights.stats_report(_engine(database_url), since=since, until=until)
+
+
+@st.cache_data(ttl=STATS_TTL, show_spinner=False)
+def agreement_report(database_url: str, since: Optional[date], until: Optional[date]) -> dict:
+    """Agreement between moderators over the second opinions given in the range (foodclf.agreement)."""
+    return agreement.agreement_report(_engine(database_url), since=since, until=until)
 
 
 @st.cache_data(ttl=STATS_TTL, show_spinner=False)

@@ -315,7 +315,13 @@ def _decide(decision: Decision, key: str, photo: ImageSummary, on_saved, on_conf
     if _too_soon(key, photo):
         return
     try:
-        saved = moderation.save_decision(cache.engine(), photo, decision, reviewer=reviewer)
+        saved = moderation.save_decision(
+            cache.engine(),
+            photo,
+            decision,
+            reviewer=reviewer,
+            second_opinion_share=cache.settings().second_opinion_share,
+        )
     except ReviewConflict as err:
         st.session_state.setdefault(CONFLICTS, {})[photo.image_id] = str(err)
         if on_conflict is not None:

@@ -21,11 +21,13 @@ _routed = False  # st.navigation has run in this process
 # (section, file, title, icon, the act the page needs: see foodclf.access.NEEDS)
 PAGES = [
     ("Moderate", "pages/review_queue.py", "Review queue", ":material/inbox:", "review"),
+    ("Moderate", "pages/second_opinions.py", "Second opinions", ":material/rate_review:", "review"),
     ("Moderate", "pages/classify.py", "Classify photos", ":material/add_photo_alternate:", "classify"),
     ("Moderate", "pages/browse.py", "Browse", ":material/photo_library:", "browse"),
     ("Insights", "pages/stats.py", "Stats", ":material/bar_chart:", "stats"),
     ("Insights", "pages/export.py", "Export", ":material/download:", "export"),
     ("Admin", "pages/models.py", "Models", ":material/model_training:", "models"),
+    ("Admin", "pages/adjudication.py", "Adjudication", ":material/gavel:", "adjudicate"),
     ("Admin", "pages/audit.py", "Audit log", ":material/policy:", "audit"),
 ]
 
