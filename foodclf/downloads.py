@@ -10,12 +10,15 @@ folder once they are older than the TTL.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, BinaryIO, Callable, Iterator, Optional
+
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from foodclf.errors import DownloadGone
 
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 
 LINK_TTL_S = 15 * 60  # long enough to click, short enough that files do not pile up
 SWEEP_S = 60  # how often expired files are looked for
+CHUNK = 1 << 20  # bytes read and sent at a time
 GONE = (
     "This download link has expired or was used already (each link works once, for 15 minutes). "
     "Go back to the Export page and prepare the file again."
@@ -140,6 +144,38 @@ class Downloads:
                 self.sweep()
             except Exception:  # noqa: BLE001  (the sweeper must outlive one bad pass; the next one retries)
                 log.exception("could not sweep expired downloads")
+
+
+def file_response(waiting: Waiting) -> Response:
+    """The HTTP response for a taken link: the file streamed CHUNK bytes at a time, then gone from disk.
+
+    The file leaves its folder as soon as it is open (the open handle still reads it), so nothing is
+    left behind even if the browser goes away mid-download: the space is freed when the handle closes.
+    """
+    try:
+        file = open(waiting.path, "rb")  # noqa: SIM115  (closed by _chunks when the response ends)
+    except FileNotFoundError:
+        return refusal(404, GONE)
+    size = os.fstat(file.fileno()).st_size
+    waiting.path.unlink(missing_ok=True)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{waiting.file_name}"',
+        "Content-Length": str(size),
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return StreamingResponse(_chunks(file), media_type=waiting.mime, headers=headers)
+
+
+def refusal(status: int, message: str) -> Response:
+    """A refused download: the sentence the person reads in the tab the link opened."""
+    return PlainTextResponse(message, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _chunks(file: BinaryIO) -> Iterator[bytes]:
+    with file:
+        while chunk := file.read(CHUNK):
+            yield chunk
 
 
 def _remove(*entries: Waiting) -> int:

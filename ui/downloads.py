@@ -9,21 +9,20 @@ page that prepared it is open, for a person who may still export (checked again 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import Callable
 
 import streamlit as st
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from db.engine import open_database
 from foodclf import access, audit
-from foodclf.downloads import GONE, Downloads, Waiting
+from foodclf.downloads import Downloads, Waiting, file_response, refusal
 from foodclf.errors import DownloadGone
 from foodclf.export import ExportFile, export_folder
 from foodclf.settings import Settings, load_settings
@@ -32,7 +31,6 @@ from ui import identity
 log = logging.getLogger("foodclf.dashboard")
 
 PATH = "/foodclf/download/{token}"  # outside Streamlit's reserved /_stcore/, /media/, /component/, /static/
-CHUNK = 1 << 20  # bytes read and sent at a time
 REGISTRY = Downloads()  # this server process's links (one process serves every session)
 CLOSED = (
     "This download belongs to an Export page that is no longer open (closed, reloaded or signed out). "
@@ -95,12 +93,12 @@ def routes(*, session_open: Callable[[str], bool] | None = None) -> list[Route]:
         try:
             waiting = REGISTRY.take(request.path_params["token"])
         except DownloadGone as err:
-            return PlainTextResponse(str(err), status_code=404, headers={"Cache-Control": "no-store"})
-        refusal = _refusal(waiting, is_open, load_settings())
-        if refusal is not None:
+            return refusal(404, str(err))
+        refused = _refusal(waiting, is_open, load_settings())
+        if refused is not None:
             waiting.path.unlink(missing_ok=True)
-            return PlainTextResponse(refusal, status_code=403, headers={"Cache-Control": "no-store"})
-        return _stream(waiting)
+            return refusal(403, refused)
+        return file_response(waiting)
 
     return [Route(_base() + PATH, download, methods=["GET"], name="foodclf-download")]
 
@@ -128,30 +126,6 @@ def _refusal(waiting: Waiting, session_open: Callable[[str], bool], settings: Se
     except Exception:  # noqa: BLE001  (the refusal stands even if it cannot be recorded)
         log.exception("could not record a refused download in the audit trail")
     return access.refusal(person, "export")
-
-
-def _stream(waiting: Waiting) -> Response:
-    try:
-        file = open(waiting.path, "rb")  # noqa: SIM115  (closed by _chunks when the response ends)
-    except FileNotFoundError:
-        return PlainTextResponse(GONE, status_code=404, headers={"Cache-Control": "no-store"})
-    size = os.fstat(file.fileno()).st_size
-    # Removed from the folder now: the open handle still reads it, and nothing is left behind even if
-    # the browser goes away mid-download (the space is freed when the handle closes).
-    waiting.path.unlink(missing_ok=True)
-    headers = {
-        "Content-Disposition": f'attachment; filename="{waiting.file_name}"',
-        "Content-Length": str(size),
-        "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff",
-    }
-    return StreamingResponse(_chunks(file), media_type=waiting.mime, headers=headers)
-
-
-def _chunks(file: BinaryIO) -> Iterator[bytes]:
-    with file:
-        while chunk := file.read(CHUNK):
-            yield chunk
 
 
 def _session_open(session_id: str) -> bool:
