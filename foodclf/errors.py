@@ -104,6 +104,10 @@ class AccessDenied(FoodclfError):
     """The signed-in person's role does not include this page or action; nothing was done."""
 
 
+class DownloadGone(FoodclfError):
+    """A download link that is unknown, used already, or expired: the file is not there any more."""
+
+
 def _spoken(label: Optional[str]) -> str:
     # As the dashboard shows labels ("apple_pie" -> "Apple pie"); errors sit below foodclf.labels.
     text = " ".join((label or "no label").replace("_", " ").split())

@@ -1,6 +1,7 @@
 """Downloads of the moderators' labels: CSV, JSON Lines, and a Hugging Face `imagefolder` zip.
 
-db.export_rows streams the rows from SQL; this module writes them in each format.
+db.export_rows streams the rows from SQL; this module writes them in each format, straight to a
+file, so an export of any size holds a few rows (and one photo) in memory at a time.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ FORMATS = {
     "imagefolder": ("Image folder (zip, for fine-tuning)", "application/zip", "zip"),
 }
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
+FILE_PREFIX = "export-"  # finished exports in their folder are named export-XXXX.<ext>
 _FOLDER_NAME = re.compile(r"\w+")
 
 
@@ -46,13 +48,24 @@ class FolderExport:
 
 @dataclass(frozen=True)
 class ExportFile:
-    """A finished download."""
+    """A finished export, in a file of its own: whoever asked for it hands it on, then removes it."""
 
-    data: bytes
-    file_name: str
+    path: Path  # the written file (in the folder given to build_export)
+    file_name: str  # the name to download it as, e.g. foodclf-labels-20240501-0930.csv
     mime: str
     rows: int
+    size: int  # bytes
     missing: tuple[str, ...] = ()  # content ids whose photo file was not in the image store
+
+    def remove(self) -> None:
+        """Delete the file (nothing happens if it is gone already)."""
+        self.path.unlink(missing_ok=True)
+
+
+def export_folder(cache_dir: Union[str, Path]) -> Path:
+    """Where finished exports wait to be downloaded: `exports/` in FOODCLF_CACHE_DIR (on disk, not /tmp,
+    which is often memory)."""
+    return Path(cache_dir) / "exports"
 
 
 def decided_labels(engine: Engine) -> dict[str, int]:
@@ -80,17 +93,21 @@ def build_export(
     filters: ExportFilters,
     *,
     actor: str,
+    folder: Union[str, Path],
     total: int = 0,
     progress: Optional[Progress] = None,
     stamp: str = "",
 ) -> ExportFile:
-    """The whole export as one file in memory; progress(done, total) is called as rows stream by.
+    """Write the export to a new file in `folder`, a few rows at a time; progress(done, total) as rows pass.
 
-    Every export is recorded in the audit trail: who, the format, the filters and the rows.
+    The one export path: the dashboard and the benchmark call it. Memory stays bounded whatever the
+    size (rows stream from SQL, photos are copied one at a time into the zip). Every export is recorded
+    in the audit trail: who, the format, the filters and the rows. A failed export leaves no file.
 
     Args:
         fmt: csv, jsonl or imagefolder.
         actor: who asked for it.
+        folder: where to write it (created if needed); the caller removes the file (ExportFile.remove).
         total: how many rows to expect (for the progress fraction; 0 if unknown).
         stamp: added to the file name, e.g. a date.
     """
@@ -98,21 +115,36 @@ def build_export(
         raise ValueError(f"fmt: expected one of {', '.join(FORMATS)}, not {fmt!r}")
     _, mime, extension = FORMATS[fmt]
     name = "foodclf-labels" + (f"-{stamp}" if stamp else "") + f".{extension}"
+    Path(folder).mkdir(parents=True, exist_ok=True)
     counter = _Counted(progress, total)
-    with session_scope(engine) as session:
-        rows = counter.wrap(export_rows(session, filters))
-        if fmt == "imagefolder":
-            buffer = io.BytesIO()
-            with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                report = write_imagefolder(rows, archive, image_dir=image_dir)
-            built = ExportFile(buffer.getvalue(), name, mime, report.written, tuple(report.missing))
-        else:
-            text = "".join(csv_chunks(rows) if fmt == "csv" else jsonl_chunks(rows))
-            built = ExportFile(text.encode("utf-8"), name, mime, counter.done)
-    with session_scope(engine) as session:  # a write of its own: the export's read ran in a snapshot
-        record_event(
-            session, actor, "export", format=fmt, filters=filters.to_dict(), rows=built.rows, file=built.file_name
-        )
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=FILE_PREFIX, suffix=f".{extension}", delete=False) as raw:
+        path = Path(raw.name)
+        try:
+            with session_scope(engine) as session:
+                rows = counter.wrap(export_rows(session, filters))
+                if fmt == "imagefolder":
+                    with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                        report = write_imagefolder(rows, archive, image_dir=image_dir)
+                    written, missing = report.written, tuple(report.missing)
+                else:
+                    text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+                    (write_csv if fmt == "csv" else write_jsonl)(rows, text)
+                    text.flush()
+                    text.detach()  # the file itself is closed by the NamedTemporaryFile
+                    written, missing = counter.done, ()
+        except BaseException:
+            raw.close()
+            path.unlink(missing_ok=True)
+            raise
+    built = ExportFile(path, name, mime, written, path.stat().st_size, missing)
+    try:
+        with session_scope(engine) as session:  # a write of its own: the export's read ran in a snapshot
+            record_event(
+                session, actor, "export", format=fmt, filters=filters.to_dict(), rows=built.rows, file=built.file_name
+            )
+    except BaseException:
+        built.remove()  # an export that is not on record is not handed out
+        raise
     return built
 
 

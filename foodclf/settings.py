@@ -47,7 +47,8 @@ class Settings:
     cache_dir: str = _setting(
         "data/cache",
         "FOODCLF_CACHE_DIR",
-        "Folder for the training feature cache and the starter model (built there on first use).",
+        "Folder for the training feature cache, the starter model (built there on first use), and exports "
+        "waiting to be downloaded (exports/, each removed once fetched or after 15 minutes).",
     )
     top_k: int = _setting(5, "FOODCLF_TOP_K", "How many categories to show per photo (0: all).")
     uncertain_below: float = _setting(

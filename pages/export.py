@@ -11,12 +11,12 @@ from foodclf import export
 from foodclf.errors import FoodclfError
 from foodclf.export import ExportFilters
 from foodclf.labels import display_label
-from ui import access, cache, dates, guards, identity, messages, navigation
+from ui import access, cache, dates, downloads, guards, identity, messages, navigation
 
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
 access.require_page("export")  # signed in, and a role that includes this page; else a refusal and a stop
 
-READY = "export_ready"  # (format, filters) -> ExportFile: the last file built, until the choice changes
+READY = "export_ready"  # ((format, filters), downloads.Link): the last file prepared, until the choice changes
 PREVIEW_ROWS = 10
 # The preview shows the decision first (who decided what), so action and reviewer are in view
 # without a horizontal scroll; the exported file keeps its own column order (EXPORT_COLUMNS).
@@ -73,16 +73,30 @@ def _build(fmt: str, filters: ExportFilters, total: int) -> None:
             fmt,
             filters,
             actor=actor,
+            folder=downloads.folder(),
             total=total,
             progress=step,
             stamp=datetime.now(timezone.utc).strftime("%Y%m%d-%H%M"),
         )
+        link = downloads.offer(built, actor)  # the file waits on disk for one click; never in memory
     except Exception as err:  # noqa: BLE001  (FoodclfError messages are shown as they are)
         bar.empty()
         st.error(str(err) if isinstance(err, FoodclfError) else messages.unexpected(err, "exporting"))
         return
     bar.empty()
-    st.session_state[READY] = ((fmt, filters), built)
+    st.session_state[READY] = ((fmt, filters), link)
+
+
+def _offered(fmt: str, filters: ExportFilters) -> downloads.Link | None:
+    """The link prepared for this choice, if any; a link for an earlier choice is withdrawn with its file."""
+    ready = st.session_state.get(READY)
+    if ready is None:
+        return None
+    if ready[0] != (fmt, filters):
+        downloads.withdraw(ready[1])
+        del st.session_state[READY]
+        return None
+    return ready[1]
 
 
 st.title("Export labels")
@@ -133,22 +147,22 @@ with per_label:
 
 if st.button("Prepare download", key="e_build", type="primary", icon=":material/package_2:"):
     _build(fmt, filters, total)
-ready = st.session_state.get(READY)
-if ready is not None and ready[0] == (fmt, filters):
-    built = ready[1]
-    st.download_button(
-        f"Download {built.file_name} ({len(built.data) / 1024:,.0f} KB, {built.rows:,} rows)",
-        built.data,
-        file_name=built.file_name,
-        mime=built.mime,
+link = _offered(fmt, filters)
+if link is not None:
+    st.link_button(
+        f"Download {link.file_name} ({link.size / 1024:,.0f} KB, {link.rows:,} rows)",
+        link.url,
         key="e_download",
         type="primary",
         icon=":material/download:",
-        on_click="ignore",
     )
-    if built.missing:
+    st.caption(
+        f"The link works once, within {downloads.REGISTRY.ttl_s // 60:.0f} minutes, while this page stays open; "
+        "the file is then deleted from the server. Prepare it again for another copy."
+    )
+    if link.missing:
         st.warning(
-            f"{len(built.missing)} photo file(s) were missing from the image folder and are not in the "
-            "zip: " + ", ".join(cid[:12] for cid in built.missing[:10]),
+            f"{len(link.missing)} photo file(s) were missing from the image folder and are not in the "
+            "zip: " + ", ".join(cid[:12] for cid in link.missing[:10]),
             icon=":material/hide_image:",
         )

@@ -68,14 +68,15 @@ def test_an_unknown_action_is_a_mistake(engine):
             record_event(session, "ana", "coffee_break")
 
 
-def test_every_export_is_recorded_with_who_format_filters_and_rows(engine, settings, make_image, make_review):
+def test_every_export_is_recorded_with_who_format_filters_and_rows(engine, settings, make_image, make_review, tmp_path):
     with session_scope(engine) as session:
         for label in ["pizza", "sushi", "pizza"]:
             image = make_image(session, label="steak")
             make_review(session, image, action="corrected", label=label, reviewer="mod")
     filters = ExportFilters(only_corrected=True, since=date(2020, 1, 1), labels=("pizza",))
-    built = build_export(engine, settings.image_dir, "jsonl", filters, actor="lee@acme.com", stamp="x")
-    build_export(engine, settings.image_dir, "csv", ExportFilters(), actor="kim@acme.com")
+    folder = tmp_path / "exports"
+    built = build_export(engine, settings.image_dir, "jsonl", filters, actor="lee@acme.com", stamp="x", folder=folder)
+    build_export(engine, settings.image_dir, "csv", ExportFilters(), actor="kim@acme.com", folder=folder)
     assert built.rows == 2
     assert events(engine) == [
         (

@@ -1,4 +1,5 @@
-"""End to end in a real browser: upload a photo, see the answer and the chart, confirm, find the review stored.
+"""End to end in a real browser: upload a photo, see the answer and the chart, confirm, find the review
+stored, and export it through the one-time download link.
 
 Drives Debian's Chromium (`apt-get install chromium`) with Playwright for Python; no browser is
 ever downloaded. Where that Chromium is absent it skips, saying why, on a developer's machine,
@@ -97,6 +98,19 @@ def test_upload_see_the_answer_confirm_and_the_review_is_stored(settings, tmp_pa
                 # Decided, so the queue (the start page) has nothing left.
                 nav.get_by_role("link", name="Review queue").click()
                 expect(page.get_by_text("Queue is empty — nothing to review")).to_be_visible(timeout=WAIT_MS)
+
+                # Export it: the file waits on the server for one fetch by this open page (issue 15).
+                nav.get_by_role("link", name="Export").click()
+                page.get_by_role("button", name="Prepare download").click()
+                button = page.get_by_role("link", name=re.compile(r"^Download foodclf-labels-.*\.csv"))
+                expect(button).to_be_visible(timeout=WAIT_MS)
+                href = button.get_attribute("href")
+                assert href.startswith("/foodclf/download/")
+                fetched = page.request.get(base + href)  # the browser's own cookies, as its click would send
+                assert fetched.status == 200 and fetched.headers["content-disposition"].startswith("attachment")
+                exported = fetched.text().splitlines()
+                assert len(exported) == 2 and ",confirmed,Robin," in exported[1]
+                assert page.request.get(base + href).status == 404  # once only
             finally:
                 browser.close()
         deadline = time.monotonic() + 10

@@ -184,6 +184,9 @@ def test_the_api_answers_503_with_retry_after_while_the_budget_is_full(api, path
     if path.endswith("batch"):
         item = response.json()["items"][0]
         assert item["status"] == 503 and item["error"]["code"] == "busy"
+        # What a client needs to try again, as the single path's 503 gives it (issue 15).
+        assert item["retry_after_s"] == 1
+        assert response.status_code == 200 and response.headers["Retry-After"] == "1"
     else:
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "1"
@@ -192,6 +195,20 @@ def test_the_api_answers_503_with_retry_after_while_the_budget_is_full(api, path
     again = api.post(path, files={field: ("big.png", data, "image/png")})
     assert again.status_code == 200
     assert DECODE_BUDGET.in_use == 0
+
+
+def test_a_batch_says_when_to_retry_only_the_photos_refused_for_a_busy_budget(api):
+    """A busy refusal beside a file that is not an image: Retry-After for the busy one only."""
+    big, small = photo(size=(900, 900), fmt="PNG"), photo(size=(40, 40), fmt="PNG")
+    files = [("files", ("big.png", big, "image/png")), ("files", ("notes.png", b"not a photo at all", "image/png"))]
+    with DECODE_BUDGET.reserve(1_000_000):
+        busy = api.post("/v1/classify/batch", files=files)
+    items = busy.json()["items"]
+    assert [(i["status"], i["retry_after_s"]) for i in items] == [(503, 1), (400, None)]
+    assert busy.headers["Retry-After"] == "1"
+    calm = api.post("/v1/classify/batch", files=[files[1], ("files", ("small.png", small, "image/png"))])
+    assert [(i["status"], i["retry_after_s"]) for i in calm.json()["items"]] == [(400, None), (200, None)]
+    assert "Retry-After" not in calm.headers  # nothing to wait for: a text file stays a text file
 
 
 def test_the_api_sizes_the_process_budget_from_its_settings(settings):

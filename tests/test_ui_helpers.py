@@ -100,7 +100,13 @@ def test_an_image_folder_export_reports_missing_files(dashboard):
     for path in Path(dashboard.settings.image_dir).glob("*"):  # the photo file is lost
         path.unlink()
     built = build_export(
-        dashboard.engine, dashboard.settings.image_dir, "imagefolder", ExportFilters(), actor="test", total=1
+        dashboard.engine,
+        dashboard.settings.image_dir,
+        "imagefolder",
+        ExportFilters(),
+        actor="test",
+        total=1,
+        folder=dashboard.settings.cache_dir,
     )
     assert built.rows == 0 and len(built.missing) == 1
     assert export_label_counts(dashboard.engine, ExportFilters()) == {"pizza": 1}

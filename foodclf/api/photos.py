@@ -156,7 +156,7 @@ def _review_event(event: dict) -> dict:
 
 
 def _item(index: int, name: str, result: dict) -> dict:
-    return {"index": index, "file_name": name, "result": result, "error": None, "status": 200}
+    return {"index": index, "file_name": name, "result": result, "error": None, "status": 200, "retry_after_s": None}
 
 
 def _refused(index: int, name: str, err: FoodclfError) -> dict:
@@ -167,4 +167,6 @@ def _refused(index: int, name: str, err: FoodclfError) -> dict:
         "result": None,
         "error": {"code": code, "message": str(err)},
         "status": status,
+        # As the single path's Retry-After: a busy refusal (decode budget, database) is worth sending again.
+        "retry_after_s": getattr(err, "retry_after", None),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Optional
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from foodclf.api import schemas  # the module, not the package
@@ -53,8 +53,14 @@ async def classify(request: Request, top_k: TopK = None, caller: Caller = Depend
 
 
 @v1.post("/classify/batch", response_model=schemas.BatchResponse, responses=UPLOAD_ERRORS, openapi_extra=BATCH_BODY_DOC)
-async def classify_batch(request: Request, top_k: TopK = None, caller: Caller = Depends(tagger)) -> dict:
-    """Classify several photos (multipart fields `files`); a refused photo gets its error in its item."""
+async def classify_batch(
+    request: Request, response: Response, top_k: TopK = None, caller: Caller = Depends(tagger)
+) -> dict:
+    """Classify several photos (multipart fields `files`); a refused photo gets its error in its item.
+
+    When any photo was refused because the server was busy, the response carries `Retry-After`
+    (the longest of the items' `retry_after_s`), as a single request's 503 would.
+    """
     state = request.app.state
     classifier = state.model.get()
     try:
@@ -63,6 +69,9 @@ async def classify_batch(request: Request, top_k: TopK = None, caller: Caller = 
     finally:
         await request.close()  # the multipart parser's temporary files
     refused = sum(item["error"] is not None for item in items)
+    waits = [item["retry_after_s"] for item in items if item["retry_after_s"]]
+    if waits:
+        response.headers["Retry-After"] = str(max(waits))
     return {"items": items, "classified": len(items) - refused, "refused": refused}
 
 

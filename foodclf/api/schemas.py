@@ -57,6 +57,11 @@ class BatchItem(BaseModel):
     result: Optional[Classification] = None
     error: Optional[ErrorDetail] = None
     status: int = Field(description="The HTTP status this file alone would have got.")
+    retry_after_s: Optional[int] = Field(
+        None,
+        description="Refused because the server was busy (503): seconds to wait before sending this file again, "
+        "as the Retry-After header of a single request. Null otherwise.",
+    )
 
 
 class BatchResponse(BaseModel):
