@@ -311,7 +311,7 @@ OPINION_STATES = ("open", "agreed", "disagreed", "adjudicated")
 
 
 class SecondOpinion(Base):
-    """A decided photo sampled back into the queue, blind, for a different moderator (0008).
+    """A decided photo sampled back into the queue, blind, for a different moderator (0012).
 
     The first decision stays in force; the second is kept here, not as a review, so it changes no
     label. A disagreement waits for an admin, whose decision is a normal review.

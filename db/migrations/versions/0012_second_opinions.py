@@ -1,15 +1,15 @@
 """Second opinions: decided photos sampled back, blind, for a different moderator (issue 17).
 
-Revision ID: 0008
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
