@@ -157,6 +157,21 @@ def stored_content_ids(session: Session, content_ids: list[str], fingerprint: st
     return found
 
 
+def predicted_image_ids(session: Session, image_ids: list[int], fingerprint: str) -> set[int]:
+    """Which of these photos (row ids) have a prediction by the model with this fingerprint."""
+    found: set[int] = set()
+    for start in range(0, len(image_ids), 500):  # stay under every backend's bound-parameter limit
+        chunk = image_ids[start : start + 500]
+        found.update(
+            session.scalars(
+                select(PredictionRow.image_id).where(
+                    PredictionRow.image_id.in_(chunk), PredictionRow.fingerprint == fingerprint
+                )
+            )
+        )
+    return found
+
+
 def model_summary(session: Session, content_id: str, fingerprint: str) -> Optional[ImageSummary]:
     """A stored photo with one model's prediction of it, or None when that model has not classified it."""
     by_model = and_(PredictionRow.image_id == ImageRow.id, PredictionRow.fingerprint == fingerprint)
