@@ -48,7 +48,7 @@ def test_engines_are_cached_per_url(settings):
 def test_schema_made_by_migrations_matches_the_models(engine):
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        assert context.get_current_revision() == "0010"
+        assert context.get_current_revision() == "0011"
         assert compare_metadata(context, Base.metadata) == []
 
 
@@ -206,7 +206,7 @@ def test_two_processes_starting_at_once_both_find_the_schema(database):
     engine = open_database(url)
     try:
         with engine.connect() as connection:
-            assert MigrationContext.configure(connection).get_current_revision() == "0010"
+            assert MigrationContext.configure(connection).get_current_revision() == "0011"
     finally:
         close_database(url)
 
