@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -141,7 +142,7 @@ class ImageRow(Base):
         Index("ix_images_top_label", "top_label", "id"),
         Index("ix_images_current_label", "current_label", "id"),
         Index("ix_images_added_at", "added_at", "id"),
-        Index("ix_images_reviewed_at", "reviewed_at"),
+        Index("ix_images_reviewed_at", "reviewed_at", "current_action"),  # current_action: 0011
         # Statistics (db/stats.py): each groups by the leading columns and checks its date range
         # on the last, all inside the index, so a million photos are counted without a table read.
         Index("ix_images_decided", "current_action", "judged_label", "current_label", "reviewed_at"),
@@ -204,6 +205,30 @@ class ScoreLayout(Base):
         return f"ScoreLayout(fingerprint={self.fingerprint[:12]!r}, labels={len(self.labels)})"
 
 
+class DailyCount(Base):
+    """How many rows of a kind fall on one UTC day (0011), kept by database triggers in every write's transaction.
+
+    Kinds: `added` (photos by added_at), `added_reviewed` (of those, the ones with a current
+    decision), `predicted` (predictions by created_at), `current` (current decisions by reviewed_at,
+    per action), `review` (review rows by created_at, per reviewer and action). Statistics over
+    whole days sum these rows instead of counting a million; the triggers are in migration 0011.
+    """
+
+    __tablename__ = "daily_counts"
+
+    # Key order = the sums' GROUP BY order, the day range checked inside it; on SQLite the key is the
+    # table (WITHOUT ROWID), so that read covers n too.
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    reviewer: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)  # '' unless kind is review
+    action: Mapped[str] = mapped_column(String(16), primary_key=True)  # '' for added, added_reviewed, predicted
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    def __repr__(self) -> str:
+        return f"DailyCount(day={self.day!r}, kind={self.kind!r}, reviewer={self.reviewer!r}, n={self.n!r})"
+
+
 class ReviewRow(Base):
     """One moderator decision; rows are only ever appended (undo appends an `undone` row)."""
 
@@ -226,7 +251,7 @@ class ReviewRow(Base):
         CheckConstraint(_in("action", ACTIONS), name="action"),
         Index("ix_reviews_image", "image_id", "id"),
         Index("ix_reviews_reviewer", "reviewer", "id"),
-        Index("ix_reviews_created_at", "created_at"),
+        Index("ix_reviews_created_at", "created_at", "reviewer", "action"),  # reviewer, action: 0011
         # Statistics: activity per reviewer and action, and decisions per day.
         Index("ix_reviews_activity", "reviewer", "action", "created_at"),
         Index("ix_reviews_action", "action", "created_at"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import ImageRow
@@ -43,3 +43,18 @@ def iter_stored_photos(session: Session, *, after_id: int = 0, page: int = 500) 
         if len(batch) < page:
             return
         after_id = batch[-1].image_id
+
+
+def page_starts(session: Session, *, page: int = 500) -> list[int]:
+    """The `after_id` of every page of `page` photos in id order: [0, id of photo page, of photo 2*page, ...].
+
+    One query (a window over the id index) instead of walking every page: how a bulk job splits the
+    stored photos into pages that workers read with stored_photos(after_id=..., limit=page).
+    """
+    if page < 1:
+        raise ValueError(f"page: expected 1 or more, not {page}")
+    numbered = select(ImageRow.id, func.row_number().over(order_by=ImageRow.id).label("n")).subquery()
+    ends = session.scalars(select(numbered.c.id).where(numbered.c.n % page == 0).order_by(numbered.c.id)).all()
+    total = session.scalar(select(func.count()).select_from(ImageRow))
+    starts = [0, *ends]
+    return starts if total % page else starts[:-1]  # no empty page after the last full one

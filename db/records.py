@@ -62,7 +62,7 @@ def record_image(
     existing = find_image(session, loaded.content_id)
     if existing is not None:
         return existing
-    _insert_if_absent(
+    new = _insert_if_absent(
         session,
         ImageRow,
         ["content_id"],
@@ -78,15 +78,12 @@ def record_image(
             added_by=(added_by or "unknown")[:NAME_LENGTH],
         ),
     )
-    return session.scalars(select(ImageRow).where(ImageRow.content_id == loaded.content_id)).one()
+    return new or session.scalars(select(ImageRow).where(ImageRow.content_id == loaded.content_id)).one()
 
 
 def record_prediction(session: Session, image: ImageRow, result: "ClassificationResult") -> PredictionRow:
     """Add what a model said about a photo (once per weights fingerprint) and make it the photo's latest."""
     where = and_(PredictionRow.image_id == image.id, PredictionRow.fingerprint == result.fingerprint)
-    existing = session.scalars(select(PredictionRow).where(where)).one_or_none()
-    if existing is not None:
-        return existing
     scores = [{"label": str(s["label"]), "score": float(s["score"])} for s in result.class_scores]
     top_score = scores[0]["score"] if scores else 0.0
     every = list(getattr(result, "all_scores", ()) or ())
@@ -96,7 +93,7 @@ def record_prediction(session: Session, image: ImageRow, result: "Classification
         ensure_layout(session, result.fingerprint, labels)
         vector = encode_scores(every)
     margin, entropy = margin_and_entropy(every if vector is not None else [s["score"] for s in scores])
-    _insert_if_absent(
+    prediction = _insert_if_absent(
         session,
         PredictionRow,
         ["image_id", "fingerprint"],
@@ -114,7 +111,8 @@ def record_prediction(session: Session, image: ImageRow, result: "Classification
             entropy=entropy,
         ),
     )
-    prediction = session.scalars(select(PredictionRow).where(where)).one()
+    if prediction is None:  # recorded before (a rerun, or another process): kept as it was
+        return session.scalars(select(PredictionRow).where(where)).one()
     image.prediction_id = prediction.id
     image.top_label = prediction.top_label
     image.top_score = prediction.top_score
@@ -152,6 +150,21 @@ def stored_content_ids(session: Session, content_ids: list[str], fingerprint: st
                 select(ImageRow.content_id)
                 .join(PredictionRow, PredictionRow.image_id == ImageRow.id)
                 .where(ImageRow.content_id.in_(chunk), PredictionRow.fingerprint == fingerprint)
+            )
+        )
+    return found
+
+
+def predicted_image_ids(session: Session, image_ids: list[int], fingerprint: str) -> set[int]:
+    """Which of these photos (row ids) have a prediction by the model with this fingerprint."""
+    found: set[int] = set()
+    for start in range(0, len(image_ids), 500):  # stay under every backend's bound-parameter limit
+        chunk = image_ids[start : start + 500]
+        found.update(
+            session.scalars(
+                select(PredictionRow.image_id).where(
+                    PredictionRow.image_id.in_(chunk), PredictionRow.fingerprint == fingerprint
+                )
             )
         )
     return found
@@ -255,8 +268,12 @@ def to_summary(row) -> ImageSummary:
     )
 
 
-def _insert_if_absent(session: Session, model, keys: list[str], values: dict[str, Any]) -> None:
-    """INSERT that quietly does nothing when a unique key already exists (another process won the race)."""
+def _insert_if_absent(session: Session, model, keys: list[str], values: dict[str, Any]):
+    """INSERT that quietly does nothing when a unique key already exists (another process won the race).
+
+    Returns:
+        The new row as an ORM object (INSERT ... RETURNING: one round trip), or None if the key existed.
+    """
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
@@ -265,7 +282,7 @@ def _insert_if_absent(session: Session, model, keys: list[str], values: dict[str
     else:  # other backends: a racing duplicate surfaces as IntegrityError, never as a second row
         from sqlalchemy import insert
 
-        session.execute(insert(model).values(**values))
-        return
+        return session.scalars(insert(model).values(**values).returning(model)).one()
     # ON CONFLICT rather than a SAVEPOINT: pysqlite's deferred BEGIN makes savepoints commit early.
-    session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=keys))
+    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=keys).returning(model)
+    return session.scalars(stmt).one_or_none()

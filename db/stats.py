@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Optional
 
 from sqlalchemy import func, or_, select, union
 from sqlalchemy.orm import Session
 
 from db.indexing import unseekable
-from db.models import ACTIONS, DECISIONS, ImageRow, PredictionRow, ReviewRow, as_utc
+from db.models import ACTIONS, DECISIONS, DailyCount, ImageRow, PredictionRow, ReviewRow, as_utc
 
 CHANGED = ("corrected", "not_food")  # decisions where moderators changed the model's label
 # Range counts per SELECT: bounded so a long history stays under every backend's parameter limit.
@@ -164,35 +164,74 @@ def reviewer_activity(session: Session, *, since=None, until=None) -> list[dict[
 
 
 def summary(session: Session, *, since=None, until=None) -> dict[str, int]:
-    """Totals: images, predictions, reviewed, unreviewed, decisions, reviewers, and current decisions by action."""
-    current = dict(
-        session.execute(
-            select(ImageRow.current_action, func.count())
-            .where(ImageRow.current_action.in_(DECISIONS), *_range(ImageRow.reviewed_at, since, until, seek=False))
-            .group_by(ImageRow.current_action)
-        ).all()
-    )
-    activity = session.execute(_activity(since, until)).all()
-    if since is None and until is None:
-        # Whole tables: a COUNT(*) without WHERE is SQLite's fastest count, and every photo that
-        # has a decision (current_review_id set) is counted in `current`.
-        images = session.scalar(select(func.count()).select_from(ImageRow))
-        predictions = session.scalar(select(func.count()).select_from(PredictionRow))
-        unreviewed = images - sum(current.values())
-    else:
-        # The (added_at, current_review_id) and (created_at) indices.
-        images, reviewed = _count_in_range(session, ImageRow.added_at, since, until, also=ImageRow.current_review_id)
-        unreviewed = images - reviewed
-        (predictions,) = _count_in_range(session, PredictionRow.created_at, since, until)
+    """Totals: images, predictions, reviewed, unreviewed, decisions, reviewers, and current decisions by action.
+
+    The range's whole UTC days are summed from daily_counts (kept by triggers, migration 0011);
+    only its partial first and last days are counted from the tables, through their indices.
+    """
+    low, high = as_utc(since, "since"), as_utc(until, "until", end=True)
+    days, edges = _whole_days(low, high)
+    counted: Counter[tuple[str, str, str]] = Counter()
+    if days is not None:
+        first, end = days
+        where = [DailyCount.day >= first] if first else []
+        where += [DailyCount.day < end] if end else []
+        stmt = (
+            select(DailyCount.kind, DailyCount.reviewer, DailyCount.action, func.sum(DailyCount.n))
+            .where(*where)
+            .group_by(DailyCount.kind, DailyCount.reviewer, DailyCount.action)
+        )
+        for kind, reviewer, action, n in session.execute(stmt):
+            counted[kind, reviewer, action] += int(n)
+    for span in edges:
+        # Less than a day each, read by seeking the day's rows in a covering index and counted here.
+        for (action,) in session.execute(select(ImageRow.current_action).where(*_within(ImageRow.reviewed_at, span))):
+            if action is not None:
+                counted["current", "", action] += 1
+        for reviewer, action in session.execute(
+            select(ReviewRow.reviewer, ReviewRow.action).where(*_within(ReviewRow.created_at, span))
+        ):
+            counted["review", reviewer, action] += 1
+        added, reviewed = session.execute(
+            select(func.count(), func.count(ImageRow.current_review_id)).where(*_within(ImageRow.added_at, span))
+        ).one()
+        counted["added", "", ""] += added
+        counted["added_reviewed", "", ""] += reviewed
+        counted["predicted", "", ""] += session.scalar(
+            select(func.count()).where(*_within(PredictionRow.created_at, span))
+        )
+    current = {action: counted["current", "", action] for action in DECISIONS}
+    reviews = [(reviewer, action, n) for (kind, reviewer, action), n in counted.items() if kind == "review" and n]
     return dict(
-        images=images,
-        predictions=predictions,
+        images=counted["added", "", ""],
+        predictions=counted["predicted", "", ""],
         reviewed=sum(current.values()),
-        unreviewed=unreviewed,
-        decisions=sum(n for _, action, n in activity if action in DECISIONS),
-        reviewers=len({reviewer for reviewer, _, _ in activity}),
-        **{action: current.get(action, 0) for action in DECISIONS},
+        unreviewed=counted["added", "", ""] - counted["added_reviewed", "", ""],
+        decisions=sum(n for _, action, n in reviews if action in DECISIONS),
+        reviewers=len({reviewer for reviewer, _, _ in reviews}),
+        **current,
     )
+
+
+def _whole_days(low: Optional[datetime], high: Optional[datetime]):
+    """Split `low <= t < high` into whole UTC days ((first, end) dates, None for open; or None) and partial spans."""
+
+    def midnight(day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+    try:
+        first = None if low is None else low.date() if low == midnight(low.date()) else low.date() + timedelta(days=1)
+    except OverflowError:  # a bound within the last day a datetime holds: no whole day after it
+        return None, [(low, high or low)]
+    end = None if high is None else high.date()
+    if first is not None and end is not None and first >= end:
+        return None, [(low, high)] if low < high else []
+    edges = []
+    if first is not None and low < midnight(first):
+        edges.append((low, midnight(first)))
+    if end is not None and midnight(end) < high:
+        edges.append((midnight(end), high))
+    return (first, end), edges
 
 
 def _decided(actions, since, until) -> list:
@@ -214,35 +253,6 @@ def _activity(since, until):
         .where(*_range(ReviewRow.created_at, since, until, seek=False))
         .group_by(ReviewRow.reviewer, ReviewRow.action)
     )
-
-
-def _count_in_range(session: Session, column, since, until, *, also=None) -> list[int]:
-    """[rows (, rows whose `also` is set)] with since <= column < until, reading the smaller side of the index.
-
-    A range over most of the table is counted as the whole table less what lies outside it: SQLite
-    counts a whole table (COUNT(*) without WHERE, or an indexed IS NOT NULL) several times faster
-    than it steps through a range. Which side is smaller is judged from the column's first and last
-    values, as if rows were spread evenly between them; the counts are exact either way.
-    """
-    table = column.class_
-    counts = [func.count()] + ([func.count(also)] if also is not None else [])
-    inside = _range(column, since, until)
-    first, last = session.execute(
-        select(select(func.min(column)).scalar_subquery(), select(func.max(column)).scalar_subquery())
-    ).one()
-    if first is None:
-        return [0] * len(counts)
-    low, high = as_utc(since, "since") or first, as_utc(until, "until", end=True) or last
-    spread, covered = last - first, min(high, last) - max(low, first)
-    if covered < spread / 2:
-        return list(session.execute(select(*counts).select_from(table).where(*inside)).one())
-    totals = [select(func.count()).select_from(table)]
-    if also is not None:
-        totals.append(select(func.count()).select_from(table).where(also.is_not(None)))
-    whole = session.execute(select(*(total.scalar_subquery() for total in totals))).one()
-    # The column is never NULL, so outside the range is exactly `column < since OR column >= until`.
-    outside = session.execute(select(*counts).select_from(table).where(or_(*(~term for term in inside)))).one()
-    return [n - out for n, out in zip(whole, outside)]
 
 
 def _range_counts(session: Session, conditions: list[list]) -> list[int]:

@@ -1,6 +1,9 @@
-"""Bulk ingest on Ray Data: `python -m foodclf ingest DIR --engine ray` for backlogs too big for one process.
+"""Bulk work on Ray Data: `foodclf ingest DIR --engine ray` and `foodclf reclassify --engine ray`.
 
-The same photos, content ids and predictions as the local engine (foodclf.ingest), spread out:
+For backlogs too big for one process. Both run the same machinery (`_start`, `_pool`, `ModelActor`):
+a pool of actors, each loading the model and opening the database once, fed by Ray Data.
+
+Ingest: the same photos, content ids and predictions as the local engine (foodclf.ingest), spread out:
 
 1. Ray Data reads the files (a local folder, or an object-store URL through fsspec) in tasks,
    refusing oversize or unreadable ones with the local engine's sentences;
@@ -10,6 +13,12 @@ The same photos, content ids and predictions as the local engine (foodclf.ingest
    one transaction), so a rerun adds nothing and a killed run keeps what it committed;
 3. the driver only counts the outcomes.
 
+Reclassify: the same pages as the local engine (foodclf.reclassify.reclassify_page), spread out: the
+driver splits the stored photos into pages of ids in one query, and each actor runs whole pages:
+reads the page's rows, passes over photos that have this model's prediction, reads and decodes the
+rest through the classifier's batch path (the store's bytes, the one safe decode, in its decode
+threads beside the model), and commits the page's predictions together. A rerun reads no photo.
+
 Ray is imported here, inside the functions that need it: the dashboard and the API never load it.
 Without `ray_address` Ray starts on this machine; with one, it joins that cluster, whose workers
 must have foodclf installed and reach the database and the image store.
@@ -17,6 +26,7 @@ must have foodclf installed and reach the database and the image store.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Callable, Optional
@@ -24,11 +34,13 @@ from typing import Callable, Optional
 import fsspec
 
 from db.engine import open_database, session_scope
+from db.photos import page_starts
 from db.records import stored_content_ids
 from foodclf.classifier import load_classifier
 from foodclf.errors import FoodclfError, ImageRejected, StorageFailed
 from foodclf.images import FOLDER_EXTENSIONS, content_id, display_name, find_images, read_source
 from foodclf.ingest import STORE_FAILED, IngestReport, store_photo
+from foodclf.reclassify import PAGE, ReclassifyReport, reclassify_page
 from foodclf.settings import Settings, local_user
 from foodclf.store import open_store
 
@@ -73,16 +85,7 @@ def ingest_folder_ray(
     open_store(settings.image_dir).remove_leftovers()
     if not paths:
         return report
-    if not ray.is_initialized():
-        # Workers on this machine import foodclf from this checkout, as the driver does.
-        runtime_env = None if ray_address else {"env_vars": {"PYTHONPATH": str(ROOT)}}
-        ray.init(address=ray_address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False)
-    # The CLI shows its own progress bar: no Ray Data progress lines on stderr.
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    if gpus_per_actor is None:
-        gpus = ray.cluster_resources().get("GPU", 0)
-        gpus_per_actor = min(1.0, gpus / actors) if gpus else 0
+    _start(ray, ray_address)
     per_batch = max(1, settings.batch_size) * 2
     # About one block per actor call, so each classifies full batches; at least one block per actor.
     blocks = max(min(actors, len(paths)), -(-len(paths) // per_batch))
@@ -96,8 +99,7 @@ def ingest_folder_ray(
                 settings=settings, model=model, source=source, added_by=added_by or local_user(settings)
             ),
             batch_size=per_batch,
-            compute=ray.data.ActorPoolStrategy(size=actors),
-            num_gpus=gpus_per_actor or None,
+            **_pool(ray, actors, gpus_per_actor),
         )
         .select_columns(["path", "status", "error"])
     )
@@ -156,15 +158,118 @@ def _read_url(url: str, max_bytes: int) -> bytes:
         raise ImageRejected(f"We could not read {url} ({err}).") from None
 
 
-class ClassifyAndStore:
+def reclassify_ray(
+    settings: Settings,
+    model: str,
+    *,
+    actors: int = 2,
+    page: int = PAGE,
+    ray_address: Optional[str] = None,
+    gpus_per_actor: Optional[float] = None,
+    on_photo: Optional[Callable[[int], None]] = None,
+) -> ReclassifyReport:
+    """Classify every stored photo without this model's prediction on Ray, and make that prediction its latest.
+
+    The photos are those stored when the run starts; pages are committed as they are done, so a
+    killed run keeps its pages and the next run (either engine) carries on.
+
+    Args:
+        model: the model every actor loads (a folder or hub id).
+        actors: model actors in the pool (each holds one copy of the model).
+        page: photos per page (read, classified and committed together by one actor).
+        ray_address: a Ray cluster to join (e.g. "ray://head:10001" or "auto"); None starts Ray here.
+        gpus_per_actor: GPUs each actor takes; None: one each when the cluster has enough, else shared.
+        on_photo: called with the number of photos a finished page walked (a progress bar's update).
+
+    Raises:
+        FoodclfError: `actors` is below 1.
+    """
+    import ray
+
+    if actors < 1:
+        raise FoodclfError("--actors must be 1 or more.")
+    engine = open_database(settings)  # migrated once here, before any actor opens it
+    with session_scope(engine) as session:
+        starts = page_starts(session, page=page)
+    report = ReclassifyReport(model=model)
+    if not starts:
+        return report
+    _start(ray, ray_address)
+    dataset = ray.data.from_items([{"after": after} for after in starts], override_num_blocks=len(starts)).map_batches(
+        ReclassifyPages,
+        fn_constructor_kwargs=dict(settings=settings, model=model, page=page),
+        batch_size=1,  # one page per call: each page is its own commit
+        **_pool(ray, min(actors, len(starts)), gpus_per_actor),
+    )
+    for batch in dataset.iter_batches(batch_format="pandas"):
+        for row in batch.itertuples():
+            report.model, report.fingerprint = row.model, row.fingerprint
+            failed = [(cid, why) for cid, why in json.loads(row.failed)]
+            counts = dict(photos=int(row.photos), already=int(row.already), classified=int(row.classified))
+            report.add(ReclassifyReport(**counts, failed=failed))
+            if on_photo is not None:
+                on_photo(int(row.photos))
+    return report
+
+
+def _start(ray, ray_address: Optional[str]) -> None:
+    """Join the cluster at `ray_address`, or start Ray here; quiet, as the CLI shows its own progress."""
+    if not ray.is_initialized():
+        # Workers on this machine import foodclf from this checkout, as the driver does.
+        runtime_env = None if ray_address else {"env_vars": {"PYTHONPATH": str(ROOT)}}
+        ray.init(address=ray_address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False)
+    # The CLI shows its own progress bar: no Ray Data progress lines on stderr.
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def _pool(ray, actors: int, gpus_per_actor: Optional[float]) -> dict:
+    """map_batches' arguments for a pool of `actors` model actors, each with its share of the cluster's GPUs."""
+    if gpus_per_actor is None:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        gpus_per_actor = min(1.0, gpus / actors) if gpus else 0
+    return dict(compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=gpus_per_actor or None)
+
+
+class ModelActor:
+    """A Ray actor's state: the model loaded and the database opened once, for every batch it is given."""
+
+    def __init__(self, settings: Settings, model: str):
+        self.settings = settings
+        self.classifier = load_classifier(settings, model)
+        self.engine = open_database(settings)
+
+
+class ReclassifyPages(ModelActor):
+    """Ray actor: each page of stored photos reclassified (foodclf.reclassify.reclassify_page) and committed."""
+
+    def __init__(self, settings: Settings, model: str, page: int):
+        super().__init__(settings, model)
+        self.page = page
+        self.store = open_store(settings.image_dir)
+
+    def __call__(self, batch: dict) -> dict:
+        pages = [
+            reclassify_page(self.engine, self.store, self.classifier, after_id=int(after), limit=self.page)[0]
+            for after in batch["after"]
+        ]
+        return {
+            "model": [done.model for done in pages],
+            "fingerprint": [done.fingerprint for done in pages],
+            "photos": [done.photos for done in pages],
+            "already": [done.already for done in pages],
+            "classified": [done.classified for done in pages],
+            "failed": [json.dumps(done.failed) for done in pages],  # (content id, why) pairs
+        }
+
+
+class ClassifyAndStore(ModelActor):
     """Ray actor: the model and the database opened once; each batch skipped, classified or stored."""
 
     def __init__(self, settings: Settings, model: str, source: str, added_by: str):
-        self.settings = settings
+        super().__init__(settings, model)
         self.source = source
         self.added_by = added_by
-        self.classifier = load_classifier(settings, model)
-        self.engine = open_database(settings)
 
     def __call__(self, batch: dict) -> dict:
         paths = list(batch["path"])

@@ -19,7 +19,7 @@ from db.export_rows import ExportFilters
 from db.models import SOURCES
 from foodclf import audit, tokens
 from foodclf.api.app import check_exposure, create_app, log_config
-from foodclf.bulk_ray import ingest_folder_ray
+from foodclf.bulk_ray import ingest_folder_ray, reclassify_ray
 from foodclf.classifier import ClassificationResult, load_classifier
 from foodclf.errors import FoodclfError
 from foodclf.evaluation.report import evaluate_model
@@ -90,22 +90,31 @@ def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", choices=SOURCES, default="folder", help="recorded as where photos came from")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary line")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _engine_arguments(parser, "ray: Ray Data with a pool of model actors (DIR may be an s3:// URL)")
+
+
+def _engine_arguments(parser: argparse.ArgumentParser, ray_help: str) -> None:
+    """--engine, --ray-address and --actors: the bulk commands' choice of engine."""
     parser.add_argument(
-        "--engine",
-        choices=("local", "ray"),
-        default="local",
-        help="local: this process (default); ray: Ray Data with a pool of model actors (DIR may be an s3:// URL)",
+        "--engine", choices=("local", "ray"), default="local", help=f"local: this process (default); {ray_help}"
     )
     parser.add_argument("--ray-address", help="with --engine ray: a Ray cluster to join (default: start Ray here)")
     parser.add_argument("--actors", type=int, default=2, help="with --engine ray: model actors (default: 2)")
+
+
+def _engine_misused(args: argparse.Namespace, command: str) -> bool:
+    """Ray's options without --engine ray: said on stderr."""
+    if args.engine != "ray" and (args.ray_address or args.actors != 2):
+        print(f"foodclf {command}: --ray-address and --actors go with --engine ray.", file=sys.stderr)
+        return True
+    return False
 
 
 def ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Classify every photo under a folder into the database and the image store (resumable)."""
     from tqdm import tqdm
 
-    if args.engine != "ray" and (args.ray_address or args.actors != 2):
-        print("foodclf ingest: --ray-address and --actors go with --engine ray.", file=sys.stderr)
+    if _engine_misused(args, "ingest"):
         return 2
     # Without --model, ingest with the model the dashboard and the API use.
     model = args.model or active_model_name(settings)
@@ -273,10 +282,13 @@ def _reclassify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model folder or hub id (default: the model in use)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _engine_arguments(parser, "ray: Ray Data, pages of stored photos spread over a pool of model actors")
 
 
 def reclassify(args: argparse.Namespace, settings: Settings) -> int:
     """Classify every stored photo with the model in use; resumable."""
+    if _engine_misused(args, "reclassify"):
+        return 2
     bar = tqdm(
         total=count_photos(settings),
         unit="photo",
@@ -286,7 +298,13 @@ def reclassify(args: argparse.Namespace, settings: Settings) -> int:
         dynamic_ncols=True,
     )
     try:
-        report = reclassify_photos(settings, model=args.model, on_photo=bar.update)
+        if args.engine == "ray":
+            model = args.model or active_model_name(settings)
+            report = reclassify_ray(
+                settings, model, actors=args.actors, ray_address=args.ray_address, on_photo=bar.update
+            )
+        else:
+            report = reclassify_photos(settings, model=args.model, on_photo=bar.update)
     finally:
         bar.close()
     print(json.dumps(report.to_dict()) if args.json else f"foodclf reclassify: {report.summary()}.")

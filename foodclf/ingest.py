@@ -155,8 +155,8 @@ def ingest_photos(
 def _store(engine, settings, index, name, loaded, result, source, added_by) -> IngestOutcome:
     try:
         with session_scope(engine) as session:
-            store_photo(session, settings, loaded, result, source=source, added_by=added_by)
-            photo = image_summary(session, loaded.content_id)
+            image = store_photo(session, settings, loaded, result, source=source, added_by=added_by)
+            photo = image_summary(session, image.id)  # by row id: the photo is in the session already
     except FoodclfError as err:
         return IngestOutcome(index, name, "refused", loaded.content_id, error=err)
     except Exception:  # noqa: BLE001  (a full disk or a locked database: this photo fails, the rest go on)

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from db.engine import open_database, session_scope
-from db.models import ImageRow, PredictionRow
+from db.models import ImageRow
 from db.photos import stored_photos
-from db.records import record_prediction
-from foodclf.classifier import load_classifier
+from db.records import predicted_image_ids, record_prediction
+from foodclf.classifier import Classifier, load_classifier
 from foodclf.model_registry import active_model_name
 from foodclf.settings import Settings
 from foodclf.store import open_store
@@ -41,6 +41,13 @@ class ReclassifyReport:
             f"{self.classified} photos classified by {self.model} ({self.fingerprint[:12]}), "
             f"{self.already} had its prediction already, {len(self.failed)} could not be read"
         )
+
+    def add(self, other: "ReclassifyReport") -> None:
+        """Count another part of the same run (a page) in this report."""
+        self.photos += other.photos
+        self.classified += other.classified
+        self.already += other.already
+        self.failed.extend(other.failed)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -73,38 +80,52 @@ def reclassify(
     report = ReclassifyReport(model=classifier.model_id, fingerprint=classifier.fingerprint)
     after = 0
     while True:
-        with session_scope(engine) as session:
-            rows = stored_photos(session, after_id=after, limit=page)
-            done = (
-                set(
-                    session.scalars(
-                        select(PredictionRow.image_id).where(
-                            PredictionRow.image_id.in_([r.image_id for r in rows]),
-                            PredictionRow.fingerprint == classifier.fingerprint,
-                        )
-                    )
-                )
-                if rows
-                else set()
-            )
-        if not rows:
+        done, after = reclassify_page(engine, store, classifier, after_id=after, limit=page, on_photo=on_photo)
+        if after is None:
             return report
-        todo = [r for r in rows if r.image_id not in done]
-        report.photos += len(rows)
-        report.already += len(rows) - len(todo)
-        if on_photo is not None and len(rows) > len(todo):
-            on_photo(len(rows) - len(todo))
-        with session_scope(engine) as session:
-            items = classifier.classify_many([store.source(r.stored_path) for r in todo])
-            for row, item in zip(todo, items):
-                if item.ok:
-                    record_prediction(session, session.get(ImageRow, row.image_id), item.result)
-                    report.classified += 1
-                else:
-                    report.failed.append((row.content_id, str(item.error)))
-                if on_photo is not None:
-                    on_photo(1)
-        after = rows[-1].image_id
+        report.add(done)
+
+
+def reclassify_page(
+    engine: Engine,
+    store,
+    classifier: Classifier,
+    *,
+    after_id: int,
+    limit: int,
+    on_photo: Optional[Callable[[int], None]] = None,
+) -> tuple[ReclassifyReport, Optional[int]]:
+    """One page of reclassify: the `limit` photos after `after_id`, those without the model's prediction classified.
+
+    The engines' one unit of work (local: pages in turn; Ray: pages spread over model actors). The
+    page's predictions are committed together; a photo that has the prediction already is passed
+    over, and a racing writer of the same prediction is absorbed by the table's unique key.
+
+    Returns:
+        What the page did, and its last photo id (None: no photo after `after_id`).
+    """
+    report = ReclassifyReport(model=classifier.model_id, fingerprint=classifier.fingerprint)
+    with session_scope(engine) as session:
+        rows = stored_photos(session, after_id=after_id, limit=limit)
+        done = predicted_image_ids(session, [r.image_id for r in rows], classifier.fingerprint)
+    if not rows:
+        return report, None
+    todo = [r for r in rows if r.image_id not in done]
+    report.photos += len(rows)
+    report.already += len(rows) - len(todo)
+    if on_photo is not None and len(rows) > len(todo):
+        on_photo(len(rows) - len(todo))
+    with session_scope(engine) as session:
+        items = classifier.classify_many([store.source(r.stored_path) for r in todo])
+        for row, item in zip(todo, items):
+            if item.ok:
+                record_prediction(session, session.get(ImageRow, row.image_id), item.result)
+                report.classified += 1
+            else:
+                report.failed.append((row.content_id, str(item.error)))
+            if on_photo is not None:
+                on_photo(1)
+    return report, rows[-1].image_id
 
 
 def count_photos(settings: Settings) -> int:

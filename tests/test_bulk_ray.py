@@ -1,4 +1,5 @@
-"""Bulk ingest on Ray Data: the same folder through the Ray engine and the local engine gives the same rows.
+"""Bulk work on Ray Data: the same folder (ingest) or database (reclassify) through the Ray engine and the
+local engine gives the same rows.
 
 Ray runs on this machine with 2 CPUs, started once per session (`ray_local`). Each Ray run starts
 its actor pool (each actor loads the model), so the runs are few and each checks several things.
@@ -8,6 +9,7 @@ the Ray engine is for.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +19,15 @@ from sqlalchemy import select
 
 from db.engine import close_database, open_database, session_scope
 from db.models import ImageRow, PredictionRow
-from factories import photo
-from foodclf.bulk_ray import ingest_folder_ray, list_photos
+from db.photos import page_starts
+from factories import fake_result, photo
+from foodclf.bulk_ray import ingest_folder_ray, list_photos, reclassify_ray
 from foodclf.classifier import load_classifier
 from foodclf.cli import main
 from foodclf.errors import FoodclfError
-from foodclf.ingest import ingest_folder
+from foodclf.images import decode_image
+from foodclf.ingest import ingest_folder, store_photo
+from foodclf.reclassify import reclassify
 from foodclf.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,6 +128,89 @@ def test_ray_ingest_into_s3_resumes_and_matches_the_local_engine_row_for_row(
     assert len(rows(s3_settings)) == 9
     assert objects(s3_settings.image_dir) == objects(local.image_dir)
     close_database(local)
+
+
+def store_old_predictions(settings) -> None:
+    """Twelve photos stored with an old model's prediction (a fake fingerprint), as before a better model."""
+    with session_scope(open_database(settings)) as session:
+        for n in range(12):
+            loaded = decode_image(photo(color=(20 * n, 100, 255 - 20 * n), size=(36 + n, 40)), name=f"{n}.jpg")
+            store_photo(session, settings, loaded, fake_result("pizza", 0.6), source="folder", added_by="t")
+
+
+def predictions(settings) -> list[tuple]:
+    """Every prediction with its photo's latest top label, as comparable values (no row ids or times)."""
+    with session_scope(open_database(settings)) as session:
+        found = session.execute(
+            select(ImageRow.content_id, ImageRow.top_label, PredictionRow)
+            .join(PredictionRow, PredictionRow.image_id == ImageRow.id)
+            .order_by(ImageRow.content_id, PredictionRow.fingerprint)
+        ).all()
+        return [
+            (
+                cid,
+                latest,
+                p.model_id,
+                p.fingerprint,
+                p.top_label,
+                [(s["label"], round(s["score"], 4)) for s in p.scores],
+            )
+            for cid, latest, p in found
+        ]
+
+
+@pytest.mark.one_backend
+def test_ray_reclassify_resumes_matches_the_local_engine_and_a_rerun_adds_nothing(
+    ray_local, settings, database, tmp_path, monkeypatch, capsys
+):
+    local = settings.replace(database_url=database.url("local"), image_dir=str(tmp_path / "local-images"))
+    for each in (settings, local):
+        store_old_predictions(each)
+        with session_scope(open_database(each)) as session:  # the last photo's file is gone: reported, not fatal
+            last = session.scalars(select(ImageRow.stored_path).order_by(ImageRow.id.desc())).first()
+        (Path(each.image_dir) / last).unlink()
+    classifier = load_classifier(settings)
+    reference = reclassify(local, classifier=classifier, page=5)
+    assert (reference.photos, reference.already, reference.classified, len(reference.failed)) == (12, 0, 11, 1)
+
+    # A killed run keeps the pages it committed (here: a local run stopped in its second page).
+    walked = []
+
+    def stop_in_the_second_page(n):
+        walked.append(n)
+        if sum(walked) == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reclassify(settings, classifier=classifier, page=5, on_photo=stop_in_the_second_page)
+    walked = []
+    report = reclassify_ray(settings, settings.model, actors=2, page=4, on_photo=walked.append)
+    assert (report.photos, report.already, report.classified) == (12, 5, 6)
+    assert report.failed == [(cid, why.replace(local.image_dir, settings.image_dir)) for cid, why in reference.failed]
+    assert report.failed[0][1].startswith("There is no file at") and report.fingerprint == classifier.fingerprint
+    assert sum(walked) == 12 and len(walked) == 3  # a progress update per page
+    assert predictions(settings) == predictions(local)
+    assert len(predictions(settings)) == 12 + 11  # the old prediction of each photo and the new one, once
+
+    # The rerun through the command line reads no photo and adds nothing.
+    for f in ("model", "database_url", "image_dir", "device", "precision", "workers", "batch_size"):
+        monkeypatch.setenv(f"FOODCLF_{f.upper()}", str(getattr(settings, f)))
+    assert main(["reclassify", "--engine", "ray", "--actors", "1", "--json"]) == 1  # 1: one photo failed
+    rerun = json.loads(capsys.readouterr().out)
+    assert (rerun["photos"], rerun["already"], rerun["classified"], len(rerun["failed"])) == (12, 11, 0, 1)
+    assert predictions(settings) == predictions(local)
+    close_database(local)
+
+
+def test_pages_of_stored_photos(settings, session, make_image):
+    assert page_starts(session, page=3) == []
+    ids = [make_image(session).id for _ in range(7)]
+    session.commit()
+    assert page_starts(session, page=3) == [0, ids[2], ids[5]]
+    assert page_starts(session, page=7) == [0]
+    assert page_starts(session, page=1) == [0, *ids[:-1]]
+    with pytest.raises(ValueError, match="page"):
+        page_starts(session, page=0)
 
 
 def test_listing_a_folder_or_a_bucket(s3_server, tmp_path):

@@ -8,18 +8,19 @@ plans: each statistic must read indices alone, in order, as it must at a million
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
 
 from db import stats
 from db.engine import close_database, open_database
 from db.indexing import unseekable
-from db.models import DECISIONS, ImageRow, PredictionRow, ReviewRow, UTCDateTime
+from db.models import DECISIONS, DailyCount, ImageRow, PredictionRow, ReviewRow, UTCDateTime
 from db.records import record_prediction
 from db.reviews import undo_last_review
 from factories import fake_result, image_factory, make_review_row
@@ -318,9 +319,59 @@ def test_statistics_read_one_covering_index_without_sorting(session, data, stati
     finally:
         event.remove(engine, "before_cursor_execute", explain)
     reads = [step for step in steps if step.split()[:2][-1] in BIG_TABLES]
-    assert reads, steps
+    if statistic is stats.summary:  # whole days from the per-day counts; partial days from the tables
+        assert any("daily_counts" in step for step in steps), steps
+        assert bool(reads) == (span is not RANGES[0]), steps
+    else:
+        assert reads, steps
     assert [step for step in reads if "COVERING INDEX" not in step] == []
     assert [step for step in steps if "TEMP B-TREE" in step] == []
+
+
+def counted(session) -> dict:
+    return {
+        (row.kind, row.reviewer, row.action, row.day): row.n
+        for row in session.scalars(select(DailyCount).where(DailyCount.n != 0))
+    }
+
+
+def recounted(session) -> dict:
+    """daily_counts as migration 0011 would backfill them from the tables now."""
+    images, predictions, reviews = frame(session, ImageRow), frame(session, PredictionRow), frame(session, ReviewRow)
+    found: Counter = Counter()
+    for _, image in images.iterrows():
+        found["added", "", "", image["added_at"].date()] += 1
+        if not pd.isna(image["current_review_id"]):
+            found["added_reviewed", "", "", image["added_at"].date()] += 1
+        if pd.notna(image["current_action"]):
+            found["current", "", image["current_action"], image["reviewed_at"].date()] += 1
+    for at in predictions["created_at"]:
+        found["predicted", "", "", at.date()] += 1
+    for _, review in reviews.iterrows():
+        found["review", review["reviewer"], review["action"], review["created_at"].date()] += 1
+    return dict(found)
+
+
+def test_the_per_day_counts_follow_every_write(session, data):
+    """Inserts, decisions, undos, new predictions and dates changed after the fact (as `data` makes them)."""
+    assert counted(session) == recounted(session)
+    assert sum(n for (kind, *_), n in counted(session).items() if kind == "added") == len(data)
+
+
+def test_the_per_day_counts_follow_a_bulk_update_and_a_delete(engine, make_image):
+    with Session(engine) as session:
+        ids = [make_image(session, added_at=START + timedelta(hours=i * 7)).id for i in range(6)]
+        session.commit()
+        assert counted(session) == recounted(session) != {}
+        # One UPDATE statement moving several photos to another day, then a DELETE, as SQL by hand would.
+        moved = START + timedelta(days=9)
+        session.execute(update(ImageRow).where(ImageRow.id.in_(ids[:3])).values(added_at=moved))
+        session.execute(update(ImageRow).where(ImageRow.id == ids[4]).values(prediction_id=None))
+        session.execute(delete(PredictionRow).where(PredictionRow.image_id == ids[4]))
+        session.commit()
+        assert counted(session) == recounted(session)
+        assert counted(session)["added", "", "", moved.date()] == 3
+        assert sum(n for (kind, *_), n in counted(session).items() if kind == "predicted") == 5
 
 
 def test_unseekable_ranges_are_sqlite_only_sql():
