@@ -367,6 +367,21 @@ class SecondOpinion(Base):
         return f"SecondOpinion(id={self.id!r}, image_id={self.image_id!r}, status={self.status!r})"
 
 
+class Guideline(Base):
+    """How moderators tell one category apart (0013): a short description and up to three example photos."""
+
+    __tablename__ = "guidelines"
+
+    label: Mapped[str] = mapped_column(String(LABEL_LENGTH), primary_key=True)  # stored form
+    description: Mapped[str] = mapped_column(Text)
+    examples: Mapped[list[int]] = mapped_column(JSON)  # image ids, each a photo decided as this label
+    updated_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Guideline(label={self.label!r}, examples={self.examples!r})"
+
+
 class ApiToken(Base):
     """An HTTP API token: only its SHA-256 is kept, with a name and a role; revoking deletes the row."""
 

@@ -41,6 +41,7 @@ NEEDS = {
     "activate": Role.ADMIN,
     "audit": Role.ADMIN,
     "adjudicate": Role.ADMIN,  # settle disagreements between a decision and its second opinion
+    "guidelines": Role.ADMIN,  # write the guideline of a category
 }
 
 # What a person reads in a refusal: "Your role (viewer) does not include <this>."
@@ -56,6 +57,7 @@ DOING = {
     "activate": "switching the model in use",
     "audit": "the audit log",
     "adjudicate": "settling disagreements between moderators",
+    "guidelines": "writing guidelines",
 }
 
 

@@ -69,7 +69,7 @@ def test_upload_see_the_answer_confirm_and_the_review_is_stored(settings, tmp_pa
                 expect(nav.get_by_role("link", name="Review queue")).to_be_visible(timeout=WAIT_MS)
                 # Streamlit's own list of pages/ files is never drawn: the menu is ours, pages only.
                 expect(page.locator("[data-testid=stSidebarNav]")).to_have_count(0)
-                expect(nav.get_by_role("link")).to_have_count(9)
+                expect(nav.get_by_role("link")).to_have_count(10)
                 # No sign-in configured: the person at this machine is admin, and the sidebar says so.
                 expect(
                     nav.get_by_text("Local mode: no sign-in is configured, so you (Robin) are admin")

@@ -120,6 +120,7 @@ def test_without_sign_in_the_local_user_is_admin_and_a_note_says_so(dashboard):
         "Stats",
         "Export",
         "Models",
+        "Guidelines",
         "Adjudication",
         "Audit log",
     ]

@@ -197,6 +197,7 @@ def _dashboard(user=None) -> AppTest:
                 "Stats",
                 "Export",
                 "Models",
+                "Guidelines",
                 "Adjudication",
                 "Audit log",
             ],

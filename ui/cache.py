@@ -14,7 +14,7 @@ from typing import Optional
 import streamlit as st
 
 from db.engine import open_database
-from foodclf import agreement, export, insights, jobs, model_registry, moderation, thumbnails, trends
+from foodclf import agreement, export, guidelines, insights, jobs, model_registry, moderation, thumbnails, trends
 from foodclf.classifier import Classifier, forget_classifiers, load_classifier
 from foodclf.errors import ModelUnavailable
 from foodclf.images import configure_decode_budget
@@ -162,6 +162,12 @@ def export_counts(database_url: str, filters: export.ExportFilters) -> dict[str,
 def decided_labels(database_url: str) -> dict[str, int]:
     """Photos per decided label (see foodclf.export.decided_labels)."""
     return export.decided_labels(_engine(database_url))
+
+
+@st.cache_data(ttl=STATS_TTL, show_spinner=False)
+def guideline(database_url: str, label: str) -> Optional[guidelines.Guide]:
+    """A category's guideline (see foodclf.guidelines); cleared when an admin saves one."""
+    return guidelines.read_guideline(_engine(database_url), label)
 
 
 def clear_stats(new_label: bool = False) -> None:

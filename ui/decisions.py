@@ -12,9 +12,10 @@ import streamlit as st
 from db.records import ImageSummary
 from foodclf import moderation
 from foodclf.errors import FoodclfError, ReviewConflict
-from foodclf.labels import NOT_FOOD, display_label
+from foodclf.labels import NOT_FOOD, display_label, model_label
 from foodclf.moderation import Decision, Saved
 from ui import cache
+from ui.guidelines import guideline_note
 from ui.identity import acting_as, current_reviewer
 from ui.messages import flash, unexpected
 
@@ -123,6 +124,7 @@ def decision_buttons(
         width="stretch",
         help="Saved as skipped: the photo stays in the queue for someone else.",
     )
+    guideline_note(model_label(top) if top else None)  # how to tell the model's answer apart
     if shortcuts:
         candidate_buttons(key, photo, context[2:])
         st.html(_KEYS_JS, unsafe_allow_javascript=True)
@@ -228,6 +230,7 @@ def correction_controls(
         placeholder="Search every known category…",
         disabled=disabled,
     )
+    guideline_note(st.session_state.get(f"{key}_label"))  # the picked category's guideline, before saving
     st.text_input("…or a new category", key=f"{key}_new", placeholder="e.g. Bao buns", disabled=disabled, max_chars=100)
     st.button(
         "Save correction",

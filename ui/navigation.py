@@ -27,6 +27,7 @@ PAGES = [
     ("Insights", "pages/stats.py", "Stats", ":material/bar_chart:", "stats"),
     ("Insights", "pages/export.py", "Export", ":material/download:", "export"),
     ("Admin", "pages/models.py", "Models", ":material/model_training:", "models"),
+    ("Admin", "pages/guidelines.py", "Guidelines", ":material/menu_book:", "guidelines"),
     ("Admin", "pages/adjudication.py", "Adjudication", ":material/gavel:", "adjudicate"),
     ("Admin", "pages/audit.py", "Audit log", ":material/policy:", "audit"),
 ]
