@@ -229,6 +229,44 @@ class DailyCount(Base):
         return f"DailyCount(day={self.day!r}, kind={self.kind!r}, reviewer={self.reviewer!r}, n={self.n!r})"
 
 
+class EmbeddingRow(Base):
+    """A photo's pooled features from one model (0007): what the model's head saw, for similar photos.
+
+    `vector` is the L2-normalised features as little-endian float16; `sketch` a fixed random projection of
+    it to SKETCH_DIM numbers (db/similar.py), which the in-memory index scans before the exact re-rank.
+    """
+
+    __tablename__ = "embeddings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # in insertion order: indexes load what is new
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    sketch: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("fingerprint", "image_id"),
+        Index("ix_embeddings_fingerprint_id", "fingerprint", "id"),
+    )
+
+    def __repr__(self) -> str:
+        return f"EmbeddingRow(id={self.id!r}, image_id={self.image_id!r}, fingerprint={self.fingerprint[:12]!r})"
+
+
+class ImageHashRow(Base):
+    """A photo's perceptual hash (0007): 64 bits as 16 hex digits, from the decoded picture (near-duplicates)."""
+
+    __tablename__ = "image_hashes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # in insertion order, as embeddings
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), unique=True)
+    phash: Mapped[str] = mapped_column(String(16))
+
+    def __repr__(self) -> str:
+        return f"ImageHashRow(image_id={self.image_id!r}, phash={self.phash!r})"
+
+
 class ReviewRow(Base):
     """One moderator decision; rows are only ever appended (undo appends an `undone` row)."""
 

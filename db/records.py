@@ -186,6 +186,14 @@ def image_summary(session: Session, key: int | str) -> Optional[ImageSummary]:
     return to_summary(row)
 
 
+def image_summaries(session: Session, image_ids: list[int]) -> dict[int, ImageSummary]:
+    """Several photos with their latest predictions and current decisions, by image id (missing ones left out)."""
+    if not image_ids:
+        return {}
+    rows = session.execute(summary_select().where(ImageRow.id.in_(image_ids))).all()
+    return {summary.image_id: summary for summary in map(to_summary, rows)}
+
+
 def image_history(session: Session, key: int | str) -> Optional[list[dict[str, Any]]]:
     """Every prediction and review of a photo, oldest first (None if there is no such photo)."""
     image = find_image(session, key)

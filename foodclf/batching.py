@@ -143,9 +143,9 @@ def _run(classifier, waiting: list[_Prepared], top_k) -> Iterator[BatchItem]:
     results = iter(())
     if good:
         started = time.perf_counter()
-        logits = classifier.logits(torch.cat([item.pixels for item in good]))
+        output = classifier.run(torch.cat([item.pixels for item in good]))
         latency_ms = (time.perf_counter() - started) * 1000 / len(good)
-        results = iter(classifier.postprocess(logits, top_k, latency_ms))
+        results = iter(classifier.postprocess(output.logits, top_k, latency_ms, output.features))
     for item in waiting:
         if item.pixels is None:
             yield BatchItem(item.source, error=item.error)

@@ -17,7 +17,7 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import torch
 from huggingface_hub import constants
@@ -57,6 +57,8 @@ class ClassificationResult:
     # Every score, in the model's label order (score_labels): stored compactly with each prediction.
     all_scores: tuple[float, ...] = ()
     score_labels: tuple[str, ...] = ()
+    # The pooled features the model's head read (L2-normalised), from the same forward pass: similar photos.
+    embedding: tuple[float, ...] = field(default=(), repr=False)
 
     @property
     def top_score(self) -> float:
@@ -84,6 +86,13 @@ class Uncertainty:
         return top < self.below or (top - second) < self.margin
 
 
+class Forward(NamedTuple):
+    """One forward pass: the logits, and the pooled features the head read (None when the model has no head found)."""
+
+    logits: torch.Tensor
+    features: torch.Tensor | None
+
+
 @dataclass
 class Classifier:
     """A loaded model with its processor; call `classify` with RGB PIL images."""
@@ -102,6 +111,7 @@ class Classifier:
     load_seconds: float = 0.0
     gate: FoodGate | None = None  # the not-food gate (foodclf.food_gate), applied in postprocess
     note: str = ""  # what a person must know about this model, e.g. that it is the offline starter model
+    head_module: str | None = None  # the classification layer, whose input is the photo's embedding
     # How the batch path reads files and groups them (see foodclf.batching).
     batch_size: int = 16
     workers: int = 2
@@ -130,24 +140,36 @@ class Classifier:
         processor = getattr(self.processor, "image_processor", self.processor)
         return processor(images=list(images), return_tensors="pt")["pixel_values"]
 
-    def _forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Pixel batch -> logits (float32, CPU). No I/O, no Python per image."""
+    def _forward(self, pixel_values: torch.Tensor) -> Forward:
+        """Pixel batch -> logits and pooled features (float32, CPU). No I/O, no Python per image."""
         pixel_values = pixel_values.to(self.device, non_blocking=True)
+        features = None
         with torch.inference_mode(), self._autocast():
             if self.zero_shot:
                 image_embeds = self.model.get_image_features(pixel_values=pixel_values)
                 image_embeds = _as_tensor(image_embeds)
                 image_embeds = image_embeds / image_embeds.norm(dim=-1, keepdim=True)
                 logits = self.model.logit_scale.exp() * image_embeds @ self._text_embeds.T
+                features = image_embeds
             elif self.gate is not None and self.gate.has_head:
                 logits, features = _logits_and_features(self.model, self.gate.head_module, pixel_values)
                 logits = torch.cat([logits.float(), self.gate.imagenet_logits(features)], dim=-1)
+            elif self.head_module is not None:
+                logits, features = _logits_and_features(self.model, self.head_module, pixel_values)
             else:
                 logits = self.model(pixel_values=pixel_values).logits
-        return logits.float().cpu()
+        if features is not None:
+            features = torch.nn.functional.normalize(features.float().flatten(1), dim=-1).cpu()
+        return Forward(logits.float().cpu(), features)
 
-    def postprocess(self, logits: torch.Tensor, top_k: int | None = None, latency_ms: float = 0.0):
-        """Logits -> one ClassificationResult per row, scores sorted, top_k clamped to the label count."""
+    def postprocess(
+        self,
+        logits: torch.Tensor,
+        top_k: int | None = None,
+        latency_ms: float = 0.0,
+        features: torch.Tensor | None = None,
+    ):
+        """Logits (and the pass's features) -> one ClassificationResult per row, sorted, top_k clamped."""
         k = self.top_k if top_k is None else top_k
         k = len(self.labels) if k <= 0 else min(k, len(self.labels))
         if self.temperature != 1.0:
@@ -158,7 +180,9 @@ class Classifier:
         scores, indices = probabilities.sort(dim=-1, descending=True)
         results = []
         labels = tuple(self.labels)
-        for row_scores, row_indices, row_all in zip(scores.tolist(), indices.tolist(), probabilities.tolist()):
+        embeddings = features.tolist() if features is not None else [()] * len(logits)
+        rows = zip(scores.tolist(), indices.tolist(), probabilities.tolist(), embeddings)
+        for row_scores, row_indices, row_all, embedding in rows:
             class_scores = [
                 {"label": self.labels[i], "score": float(s)} for i, s in zip(row_indices[:k], row_scores[:k])
             ]
@@ -172,6 +196,7 @@ class Classifier:
                     latency_ms=latency_ms,
                     all_scores=tuple(row_all),
                     score_labels=labels,
+                    embedding=tuple(embedding),
                 )
             )
         return results
@@ -189,15 +214,15 @@ class Classifier:
         if not images:
             return []
         started = time.perf_counter()
-        logits = self.logits(self.preprocess(images))
+        output = self.run(self.preprocess(images))
         latency_ms = (time.perf_counter() - started) * 1000 / len(images)
-        return self.postprocess(logits, top_k, latency_ms)
+        return self.postprocess(output.logits, top_k, latency_ms, output.features)
 
     def classify_image(self, image: Image.Image, top_k: int | None = None) -> ClassificationResult:
         """Classify one RGB image."""
         return self.classify([image], top_k)[0]
 
-    def logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def run(self, pixel_values: torch.Tensor) -> Forward:
         """The forward pass, serialised: one model shared by threads must not run twice at once."""
         with self._lock:
             return self._forward(pixel_values)
@@ -236,6 +261,17 @@ def _logits_and_features(model: torch.nn.Module, head_module: str, pixel_values:
     finally:
         hook.remove()
     return logits, captured[0]
+
+
+def classification_layer(model: torch.nn.Module) -> str | None:
+    """The name of the model's classification layer (the last Linear with one output per label), or None."""
+    n_labels = getattr(model.config, "num_labels", None)
+    names = [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module.out_features == n_labels
+    ]
+    return names[-1] if names else None
 
 
 def _as_tensor(output) -> torch.Tensor:
@@ -491,6 +527,7 @@ def _image_classifier(model_id: str, model, processor, device: torch.device, pre
     labels = [str(id2label[i]) for i in range(len(id2label))]
     gate = load_food_gate(model_id, labels) if looks_local(model_id) else None
     fingerprint = weights_fingerprint(model, labels)
+    head = classification_layer(model)
     if gate is not None:
         # The gate changes every answer, so it is part of what the fingerprint names.
         fingerprint = hashlib.sha256(f"{fingerprint}:{gate.fingerprint()}".encode()).hexdigest()
@@ -505,6 +542,7 @@ def _image_classifier(model_id: str, model, processor, device: torch.device, pre
         fingerprint=fingerprint,
         gate=gate,
         temperature=saved_temperature(model),
+        head_module=head,
     )
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, Union
 
+import imagehash
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
@@ -82,6 +83,15 @@ class LoadedImage:
 def content_id(data: bytes) -> str:
     """The stable id of a file: the sha256 of its bytes, so a re-upload is recognised."""
     return hashlib.sha256(data).hexdigest()
+
+
+def perceptual_hash(image: Image.Image) -> str:
+    """The photo's 64-bit perceptual hash (DCT pHash) as 16 hex digits: a resized or re-encoded copy keeps
+    nearly the same bits (db/similar.py: NEAR_DUPLICATE_BITS), where the content id changes entirely.
+
+    Computed from the decoded picture (LoadedImage.image), so every route gets the same hash.
+    """
+    return str(imagehash.phash(image))
 
 
 def display_name(name: str | None, limit: int = 120) -> str:

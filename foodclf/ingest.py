@@ -14,15 +14,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from db.engine import open_database, session_scope
 from db.models import SOURCES, ImageRow
 from db.records import ImageSummary, image_summary, model_summary, record_image, record_prediction
+from db.similar import near_duplicate_images, record_embedding, record_hash
 from foodclf.classifier import ClassificationResult, Classifier
 from foodclf.errors import FoodclfError, StorageFailed
-from foodclf.images import ImageSource, LoadedImage, content_id, display_name, find_images, read_source
+from foodclf.images import (
+    ImageSource,
+    LoadedImage,
+    content_id,
+    display_name,
+    find_images,
+    perceptual_hash,
+    read_source,
+)
 from foodclf.settings import Settings, local_user
 from foodclf.store import open_store
 
@@ -46,6 +55,8 @@ class IngestOutcome:
     photo: Optional[ImageSummary] = None  # the stored photo afterwards, with this model's prediction
     result: Optional[ClassificationResult] = None  # the new prediction (stored only)
     error: Optional[FoodclfError] = None
+    # Content ids of other stored photos that look the same (resized or re-encoded copies), nearest first.
+    near_duplicates: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -61,7 +72,8 @@ def store_photo(
     source: str,
     added_by: str,
 ) -> ImageRow:
-    """Keep one classified photo: bytes into the image store, then its image and prediction rows.
+    """Keep one classified photo: bytes into the image store, then its image, prediction, embedding and
+    perceptual hash rows (the embedding from the prediction's own forward pass, the hash from `loaded.image`).
 
     The bytes are written first (atomically), so a committed row always has its file; the caller
     commits the session.
@@ -72,7 +84,19 @@ def store_photo(
     stored_path = open_store(settings.image_dir).save(loaded)
     image = record_image(session, loaded, source=source, added_by=added_by, stored_path=stored_path)
     record_prediction(session, image, result)
+    record_embedding(session, image.id, result.fingerprint, result.embedding)
+    record_hash(session, image.id, perceptual_hash(loaded.image))
     return image
+
+
+def near_duplicates(session: Session, image_id: int) -> tuple[str, ...]:
+    """Content ids of the other stored photos that look the same as this one (see db.similar), nearest first."""
+    found = near_duplicate_images(session, image_id) or []
+    if not found:
+        return ()
+    rows = session.execute(select(ImageRow.id, ImageRow.content_id).where(ImageRow.id.in_([i for i, _ in found])))
+    ids = {image_id: cid for image_id, cid in rows}
+    return tuple(ids[i] for i, _ in found if i in ids)
 
 
 def ingest_photos(
@@ -116,8 +140,9 @@ def ingest_photos(
             cid = content_id(data)
             with session_scope(engine) as session:
                 known = model_summary(session, cid, classifier.fingerprint)
+                twins = near_duplicates(session, known.image_id) if known is not None else ()
             if known is not None:
-                ready.append(IngestOutcome(index, name, "known", cid, known))
+                ready.append(IngestOutcome(index, name, "known", cid, known, near_duplicates=twins))
                 continue
             if cid in seen:
                 again.append(IngestOutcome(index, name, "known", cid))
@@ -149,7 +174,8 @@ def ingest_photos(
             continue
         with session_scope(engine) as session:
             photo = model_summary(session, outcome.content_id, classifier.fingerprint)
-        yield IngestOutcome(outcome.index, outcome.name, "known", outcome.content_id, photo)
+            twins = near_duplicates(session, photo.image_id) if photo is not None else ()
+        yield IngestOutcome(outcome.index, outcome.name, "known", outcome.content_id, photo, near_duplicates=twins)
 
 
 def _store(engine, settings, index, name, loaded, result, source, added_by) -> IngestOutcome:
@@ -157,12 +183,13 @@ def _store(engine, settings, index, name, loaded, result, source, added_by) -> I
         with session_scope(engine) as session:
             image = store_photo(session, settings, loaded, result, source=source, added_by=added_by)
             photo = image_summary(session, image.id)  # by row id: the photo is in the session already
+            twins = near_duplicates(session, image.id)
     except FoodclfError as err:
         return IngestOutcome(index, name, "refused", loaded.content_id, error=err)
     except Exception:  # noqa: BLE001  (a full disk or a locked database: this photo fails, the rest go on)
         log.exception("could not store the photo %s", name)
         return IngestOutcome(index, name, "refused", loaded.content_id, error=StorageFailed(STORE_FAILED))
-    return IngestOutcome(index, name, "stored", loaded.content_id, photo, result)
+    return IngestOutcome(index, name, "stored", loaded.content_id, photo, result, near_duplicates=twins)
 
 
 def ingest_in_order(*args, **kwargs) -> list[IngestOutcome]:

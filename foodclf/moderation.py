@@ -16,9 +16,10 @@ from db import second_opinions, stats
 from db.audit import record_event
 from db.engine import session_scope
 from db.queue import BrowseFilters, QueueFilters, browse_images, count_images, count_queue, review_queue
-from db.records import ImageSummary, image_history, image_summary
+from db.records import ImageSummary, image_history, image_summaries, image_summary
 from db.reviews import submit_review, undo_last_review
-from foodclf.errors import UnknownCategory
+from db.similar import near_duplicate_images, similar_images
+from foodclf.errors import FoodclfError, UnknownCategory
 from foodclf.labels import NOT_FOOD, clean_label, display_label, model_label
 
 # What each stored action is called where a person reads it.
@@ -192,6 +193,74 @@ def adjudicate(engine: Engine, dispute: Dispute, decision: Decision, *, admin: s
         action, label, repeat = review.action, review.final_label, review.repeated
         summary = image_summary(session, dispute.photo.image_id)
     return Saved(action, label, summary, repeat)
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A stored photo like another one, and how alike their embeddings are (cosine: 1 is the same)."""
+
+    photo: ImageSummary
+    score: float
+
+
+@dataclass(frozen=True)
+class BulkSaved:
+    """One decision applied to several photos: those saved, and those refused, each with why."""
+
+    saved: list[Saved]
+    refused: list[tuple[ImageSummary, str]]
+
+
+def similar_photos(engine: Engine, photo: ImageSummary, k: int = 5) -> Optional[list[Neighbour]]:
+    """The k stored photos most like this one, by the model that made its latest prediction, most alike first.
+
+    Returns:
+        None when that model has no embedding of the photo (stored before similar photos: `foodclf reclassify`).
+    """
+    if photo.fingerprint is None:
+        return None
+    with session_scope(engine) as session:
+        found = similar_images(session, photo.image_id, photo.fingerprint, k)
+        if found is None:
+            return None
+        summaries = image_summaries(session, [image_id for image_id, _ in found])
+    return [Neighbour(summaries[image_id], score) for image_id, score in found if image_id in summaries]
+
+
+def near_duplicates(engine: Engine, photo: ImageSummary) -> list[ImageSummary]:
+    """The other stored photos that look the same as this one (resized or re-encoded copies), nearest first."""
+    with session_scope(engine) as session:
+        found = near_duplicate_images(session, photo.image_id) or []
+        summaries = image_summaries(session, [image_id for image_id, _ in found])
+    return [summaries[image_id] for image_id, _ in found if image_id in summaries]
+
+
+def decision_in_force(photo: ImageSummary) -> Optional[Decision]:
+    """The decision in force on a photo as one to apply to another (None while it is undecided).
+
+    A label is passed on as such: on a photo whose prediction is that label it is stored as confirmed.
+    """
+    if photo.current_review_id is None or photo.action not in ("confirmed", "corrected", "not_food"):
+        return None
+    if photo.action == "not_food" or photo.final_label == NOT_FOOD:
+        return Decision("not_food", NOT_FOOD)
+    return Decision("corrected", photo.final_label)
+
+
+def save_decisions(engine: Engine, photos: list[ImageSummary], decision: Decision, *, reviewer: str) -> BulkSaved:
+    """The same decision on each photo, each saved as its own conflict-checked review (see save_decision).
+
+    A photo someone else decided on since it was shown, or that cannot take the decision, is refused with
+    the reason; the others are saved.
+    """
+    saved: list[Saved] = []
+    refused: list[tuple[ImageSummary, str]] = []
+    for photo in photos:
+        try:
+            saved.append(save_decision(engine, photo, decision, reviewer=reviewer))
+        except FoodclfError as err:
+            refused.append((photo, str(err)))
+    return BulkSaved(saved, refused)
 
 
 def undo_last(engine: Engine, reviewer: str) -> Optional[Saved]:

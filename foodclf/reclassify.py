@@ -1,9 +1,13 @@
 """`foodclf reclassify`: run the model in use over every stored photo, so the queue, browse and stats follow it.
 
 Streamed and resumable: photos are walked in id order a page at a time, a photo that already has a
-prediction by this model (its weights fingerprint) is passed over, and each page is committed when it
-is done, so a run that is killed keeps its pages and the next run carries on. A prediction is stored once
-per photo and fingerprint (the table's unique key), so nothing is duplicated.
+prediction by this model (its weights fingerprint), its embedding by it and its perceptual hash is passed
+over, and each page is committed when it is done, so a run that is killed keeps its pages and the next run
+carries on. A prediction is stored once per photo and fingerprint (the table's unique key), so nothing is
+duplicated.
+
+This is also the backfill of similar photos and near-duplicates (0007): a photo stored before them is read
+again, and its embedding (from the same forward pass as the prediction) and its hash are added.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from db.engine import open_database, session_scope
 from db.models import ImageRow
 from db.photos import stored_photos
 from db.records import predicted_image_ids, record_prediction
+from db.similar import embedded_images, hashed_images, record_embedding, record_hash
 from foodclf.classifier import Classifier, load_classifier
+from foodclf.images import perceptual_hash
 from foodclf.model_registry import active_model_name
 from foodclf.settings import Settings
 from foodclf.store import open_store
@@ -32,8 +38,8 @@ class ReclassifyReport:
     model: str = ""
     fingerprint: str = ""
     photos: int = 0  # stored photos walked
-    classified: int = 0  # predictions added by this run
-    already: int = 0  # photos that had this model's prediction before the run
+    classified: int = 0  # photos read and run through the model by this run
+    already: int = 0  # photos that had this model's prediction, embedding and a hash before the run
     failed: list[tuple[str, str]] = field(default_factory=list)  # (content id, why): file gone or unreadable
 
     def summary(self) -> str:
@@ -107,7 +113,11 @@ def reclassify_page(
     report = ReclassifyReport(model=classifier.model_id, fingerprint=classifier.fingerprint)
     with session_scope(engine) as session:
         rows = stored_photos(session, after_id=after_id, limit=limit)
-        done = predicted_image_ids(session, [r.image_id for r in rows], classifier.fingerprint)
+        ids = [r.image_id for r in rows]
+        # Done: this model's prediction, its embedding (if the model gives one) and a hash are all there.
+        done = predicted_image_ids(session, ids, classifier.fingerprint) & hashed_images(session, ids)
+        if classifier.head_module is not None or classifier.zero_shot:
+            done &= embedded_images(session, ids, classifier.fingerprint)
     if not rows:
         return report, None
     todo = [r for r in rows if r.image_id not in done]
@@ -120,6 +130,8 @@ def reclassify_page(
         for row, item in zip(todo, items):
             if item.ok:
                 record_prediction(session, session.get(ImageRow, row.image_id), item.result)
+                record_embedding(session, row.image_id, item.result.fingerprint, item.result.embedding)
+                record_hash(session, row.image_id, perceptual_hash(item.loaded.image))
                 report.classified += 1
             else:
                 report.failed.append((row.content_id, str(item.error)))

@@ -7,7 +7,7 @@ import streamlit as st
 from db.queue import BrowseFilters
 from foodclf import moderation
 from foodclf.labels import display_label
-from ui import access, cache, dates, decisions, guards, messages, navigation, photo_card
+from ui import access, cache, dates, decisions, guards, messages, navigation, photo_card, similar
 
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
 access.require_page("browse")  # signed in, and a role that includes this page; else a refusal and a stop
@@ -79,6 +79,7 @@ def _details(engine, image_id: int, labels: list[str]) -> None:
             f"{photo.added_at:%Y-%m-%d %H:%M} UTC by {photo.added_by} ({photo.source})  \n"
             f"Content id `{photo.content_id[:16]}…`",
         )
+        similar.similar_panel(photo, key=f"b_{photo.image_id}")
         st.markdown("**History**")
         photo_card.history_table(events)
 

@@ -10,7 +10,7 @@ from foodclf import moderation
 from foodclf.errors import FoodclfError
 from foodclf.labels import display_label
 from foodclf.moderation import Decision
-from ui import access, cache, dates, decisions, guards, identity, messages, navigation, photo_card
+from ui import access, cache, dates, decisions, guards, identity, messages, navigation, photo_card, similar
 
 navigation.ensure_routed()  # a page opened first on a fresh server routes through dashboard.py
 access.require_page("review")  # signed in, and a role that includes this page; else a refusal and a stop
@@ -154,13 +154,18 @@ def _one_at_a_time(engine, filters: QueueFilters, labels: list[str]) -> None:
             shortcuts=True,
             caption=f"{photo.file_name} · added {added} by {photo.added_by} · {SOURCES.get(photo.source)}",
         )
+        with right:
+            similar.near_duplicate_notice(
+                photo, key=f"q_{photo.image_id}", on_saved=_after_decision, on_conflict=_after_conflict
+            )
         if focus is not None:
             right.button(
                 "Back to the queue", key="leave_focus", on_click=_leave_focus, icon=":material/undo:", type="tertiary"
             )
+    similar.similar_panel(photo, key=f"q_{photo.image_id}")
     st.caption(
-        "Keys: **Y** confirm · **1–5** a candidate · **N** not food · **S** skip · **U** undo · "
-        "**/** search categories · **?** all keys"
+        "Keys: **Y** confirm · **1–5** a candidate · **N** not food · **S** skip · **D** as its near-duplicate · "
+        "**U** undo · **/** search categories · **?** all keys"
     )
 
 

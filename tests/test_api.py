@@ -80,13 +80,13 @@ def client(make_client):
 def model_runs(monkeypatch, classifier):
     """How many forward passes the model has made since the test began."""
     runs = {"count": 0}
-    forward = classifier.logits
+    forward = classifier.run
 
     def counting(pixel_values):
         runs["count"] += 1
         return forward(pixel_values)
 
-    monkeypatch.setattr(classifier, "logits", counting)
+    monkeypatch.setattr(classifier, "run", counting)
     return runs
 
 
@@ -633,14 +633,14 @@ def test_health_answers_while_the_model_is_busy(client, classifier, monkeypatch)
     import threading
 
     busy, release = threading.Event(), threading.Event()
-    forward = classifier.logits
+    forward = classifier.run
 
     def slow(pixel_values):
         busy.set()
         release.wait(10)
         return forward(pixel_values)
 
-    monkeypatch.setattr(classifier, "logits", slow)
+    monkeypatch.setattr(classifier, "run", slow)
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(classify, client, photo((3, 3, 3)))
         assert busy.wait(10)

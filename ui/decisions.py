@@ -158,6 +158,7 @@ KEYS = [
     ("1 – 5", "Choose that candidate (1 is the model's answer; the others save a correction)"),
     ("N", "Not food"),
     ("S", "Skip: the photo stays in the queue for someone else"),
+    ("D", "The decision in force on a near-duplicate of this photo (offered when there is one)"),
     ("U", "Undo your last decision"),
     ("/", "Search every category (then Enter to pick, and Save correction)"),
     ("?", "This list"),
@@ -196,6 +197,32 @@ def keys_dialog() -> None:
     """Every key of the review queue (opened by "?" or the All keys button)."""
     st.table(pd.DataFrame(KEYS, columns=["Key", "What it does"]).set_index("Key"))
     st.caption("Keys do nothing while you type in a field. A key pressed as a new photo appears is ignored.")
+
+
+def decision_button(
+    key: str,
+    photo: ImageSummary,
+    decision: Decision,
+    text: str,
+    *,
+    on_saved: Optional[OnSaved] = None,
+    on_conflict: Optional[OnConflict] = None,
+    shortcut: Optional[str] = None,
+    icon: Optional[str] = None,
+) -> None:
+    """One more button that saves `decision` on the photo as drawn, with the same guards as the others."""
+    if current_reviewer() is None:
+        return
+    _remember_drawn(key, photo)
+    st.button(
+        text,
+        key=f"{key}_{decision.action}_{decision.label}",
+        icon=icon,
+        on_click=_decide,
+        args=(decision, key, photo, on_saved, on_conflict),
+        shortcut=shortcut,
+        width="stretch",
+    )
 
 
 def browser_guard(key: str, photo: ImageSummary) -> None:

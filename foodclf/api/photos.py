@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from db.engine import close_database, open_database, session_scope
 from db.records import ImageSummary, image_history, image_summary
+from foodclf import moderation
 from foodclf.api.errors import describe_error
 from foodclf.api.uploads import Upload
 from foodclf.classifier import Classifier
@@ -78,6 +79,29 @@ class Photos:
             "reviews": [_review_event(e) for e in events if e["kind"] == "review"],
         }
 
+    def similar(self, cid: str, k: int) -> dict | None:
+        """A stored photo's k most similar stored photos with their labels, or None when the photo is unknown."""
+        with session_scope(self.engine) as session:
+            summary = image_summary(session, cid)
+        if summary is None:
+            return None
+        neighbours = moderation.similar_photos(self.engine, summary, k)
+        return {
+            "id": summary.content_id,
+            "fingerprint": summary.fingerprint,
+            "indexed": neighbours is not None,
+            "similar": [
+                {
+                    "id": n.photo.content_id,
+                    "score": n.score,
+                    "label": n.photo.final_label or n.photo.predicted_label,
+                    "predicted_label": n.photo.predicted_label,
+                    "review": review_of(n.photo),
+                }
+                for n in neighbours or []
+            ],
+        }
+
     def _ingest(self, classifier: Classifier, photos: list, top_k: int, added_by: str) -> list[IngestOutcome]:
         return ingest_in_order(
             self.engine,
@@ -101,7 +125,8 @@ class Photos:
                 "model": {"id": photo.model_id, "fingerprint": photo.fingerprint},
             }
         # A photo stored earlier by another model may already carry a moderator's decision.
-        return answer(outcome.content_id, prediction, top_k, known=outcome.status == "known", review=review_of(photo))
+        body = answer(outcome.content_id, prediction, top_k, known=outcome.status == "known", review=review_of(photo))
+        return {**body, "near_duplicates": list(outcome.near_duplicates)}
 
     def _top_k(self, top_k: int | None) -> int:
         return self.settings.top_k if top_k is None else top_k

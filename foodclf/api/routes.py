@@ -84,6 +84,21 @@ def image_history(request: Request, content_id: ContentId, caller: Caller = Depe
     return history
 
 
+@v1.get("/images/{content_id}/similar", response_model=schemas.SimilarPhotos)
+def similar_photos(
+    request: Request,
+    content_id: ContentId,
+    k: Annotated[int, Query(ge=1, le=100, description="How many similar photos.")] = 5,
+    caller: Caller = Depends(reader),
+) -> dict:
+    """The k stored photos most like this one (by the embeddings of the model that made its latest prediction),
+    most alike first, with their current labels (a reader token)."""
+    similar = request.app.state.photos.similar(content_id, k)
+    if similar is None:
+        raise ApiError(404, f"No stored photo has the id {content_id}.")
+    return similar
+
+
 @v1.get("/labels", response_model=schemas.Labels)
 async def labels(request: Request) -> dict:
     """The active model's categories (any token)."""

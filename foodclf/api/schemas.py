@@ -38,6 +38,28 @@ class Classification(BaseModel):
     model: ModelInfo
     known: bool = Field(description="The photo was already stored; this is the stored prediction.")
     review: Optional[Review] = Field(None, description="The latest moderator review, if any.")
+    near_duplicates: list[str] = Field(
+        default_factory=list,
+        description="Content ids of other stored photos that look the same (a resized or re-encoded copy), "
+        "nearest first.",
+    )
+
+
+class SimilarPhoto(BaseModel):
+    id: str = Field(description="Content id of the similar photo.")
+    score: float = Field(description="Cosine similarity of the two photos' embeddings, up to 1.")
+    label: Optional[str] = Field(description="Its current label: the moderator's if decided, else the model's.")
+    predicted_label: Optional[str] = Field(description="The model's top category for it.")
+    review: Optional[Review] = Field(None, description="The decision in force on it, if any.")
+
+
+class SimilarPhotos(BaseModel):
+    id: str
+    fingerprint: Optional[str] = Field(description="The model whose embeddings were compared.")
+    indexed: bool = Field(
+        description="False when that model has no embedding of this photo yet (run `foodclf reclassify`)."
+    )
+    similar: list[SimilarPhoto] = Field(description="Most alike first.")
 
 
 class ErrorDetail(BaseModel):
