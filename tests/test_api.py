@@ -110,6 +110,7 @@ def assert_classification(body, content_id, top_k=5):
         "model": {"id": ANY, "fingerprint": ANY},
         "known": ANY,
         "review": ANY,
+        "near_duplicates": ANY,
     }
     scores = [s["score"] for s in body["class_scores"]]
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)

@@ -3,7 +3,7 @@
 Existing photos get theirs from `foodclf reclassify` (which re-reads every stored photo without them).
 
 Revision ID: 0007
-Revises: 0010
+Revises: 0013
 Create Date: 2026-11-27
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0010"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
