@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test processes: 2 halves the suite's time on 2 cores (its slow tests wait on servers and browsers).
+TEST_WORKERS ?= 2
 
 .PHONY: run test serve bench bench-db lint setup clean
 
@@ -22,7 +24,7 @@ serve: $(STAMP)
 	$(BIN)/python -m foodclf serve
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py

@@ -24,7 +24,8 @@ from server_support import running_dashboard
 pytestmark = pytest.mark.browser
 
 PHOTOS = 40  # more than the rounds below use, so the queue never runs dry
-FILE = re.compile(r"\bp(\d\d)\.jpg\b")
+# The photo's own caption ("p07.jpg · added …"): other photos' names appear too (a near-duplicate's notice).
+FILE = re.compile(r"\bp(\d\d)\.jpg · added")
 CLICK_GAPS_MS = [100, 200, 300, 400]
 KEY_ROUNDS = [("y", 100), ("y", 250), ("y", 400), ("n", 200), ("s", 150), ("s", 350)]
 KEY_ACTIONS = {"y": "confirmed", "n": "not_food", "s": "skipped"}
