@@ -227,13 +227,21 @@ def test_server_killed_mid_request_leaves_no_half_photo_and_the_next_request_wor
         )
         uploads = [big_png(shade) for shade in range(0, 240, 30)]
         senders = [threading.Thread(target=send, args=(data,)) for data in uploads]
+        # Staggered, and killed as the first answer comes: later uploads are then being received,
+        # decoded, classified or stored (a fixed sleep let all eight finish first on a quick run).
         for sender in senders:
             sender.start()
-        time.sleep(0.8)  # bodies sent; photos decoding, classifying and being stored
+            time.sleep(0.15)
+            if answers:
+                break
+        deadline = time.monotonic() + 60
+        while not answers and time.monotonic() < deadline:
+            time.sleep(0.01)
         os.kill(server.pid, signal.SIGKILL)
         server.wait(10)
         for sender in senders:
-            sender.join(30)
+            if sender.ident is not None:  # started
+                sender.join(30)
     finally:
         if server.poll() is None:
             server.kill()
