@@ -94,7 +94,11 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
     """Apply the Alembic migrations up to `revision`, keeping every row."""
     migrate = engine if _is_memory(engine) else _migration_engine(engine)
     try:
-        with migrate.connect() as connection:
+        # One transaction for every pending migration, begun here: Alembic then runs them all inside
+        # it. Left to itself on SQLite (no transactional DDL) it commits after each one, releasing the
+        # write lock, so a second process starting at once read the half-way version and ran the next
+        # migration too ("duplicate column name").
+        with migrate.connect() as connection, connection.begin():
             if connection.dialect.name == "postgresql":
                 # Replicas starting at once migrate one after the other: the first takes this lock and
                 # upgrades, the rest wait for its commit and then find the schema already at head.
@@ -102,7 +106,6 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
-            connection.commit()
     except Exception as err:
         raise FoodclfError(
             f"The database at {engine.url.render_as_string(hide_password=True)} could not be brought "
