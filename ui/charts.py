@@ -218,7 +218,8 @@ def drift_chart(rows: list[dict], baseline: dict) -> alt.Chart:
         alt.Tooltip("value:Q", format=".1%"),
         alt.Tooltip("photos:Q", title="Photos"),
     ]
-    lines = alt.Chart(long).mark_line(strokeWidth=2.5).encode(x=x, y=y, color=colour, tooltip=tooltip)
+    # Points too: a week with one busy day is one point per measure, which a line alone does not draw.
+    lines = alt.Chart(long).mark_line(strokeWidth=2.5, point=True).encode(x=x, y=y, color=colour, tooltip=tooltip)
     flagged = (
         alt.Chart(long[long["drifting"]])
         .mark_point(filled=True, size=90, color="#E03131")

@@ -124,12 +124,12 @@ def decision_buttons(
         width="stretch",
         help="Saved as skipped: the photo stays in the queue for someone else.",
     )
-    guideline_note(model_label(top) if top else None)  # how to tell the model's answer apart
     if shortcuts:
         candidate_buttons(key, photo, context[2:])
         st.html(_KEYS_JS, unsafe_allow_javascript=True)
         if st.button("All keys", key=f"{key}_keys", icon=":material/keyboard:", type="tertiary"):
             keys_dialog()
+    guideline_note(model_label(top) if top else None)  # how to tell the model's answer apart
 
 
 CANDIDATE_KEYS = "12345"
