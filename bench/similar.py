@@ -28,8 +28,15 @@ from sqlalchemy.orm import Session  # noqa: E402
 import db.similar  # noqa: E402
 from db.engine import close_database, open_database  # noqa: E402
 from db.models import EmbeddingRow, utcnow  # noqa: E402
-from db.similar import VECTOR_DTYPE, encode_embedding, forget_indexes, similar_images  # noqa: E402
+from db.similar import VECTOR_DTYPE, encode_embeddings, forget_indexes, similar_images  # noqa: E402
+from foodclf.classifier import forget_classifiers, load_classifier  # noqa: E402
+from foodclf.ingest import ingest_in_order  # noqa: E402
+from foodclf.moderation import similar_photos  # noqa: E402
+from foodclf.settings import Settings  # noqa: E402
+from foodclf.training.train import train_model  # noqa: E402
 
+# The shared photos (../shared/data beside the checkout, as the tests find them): precision@5 needs them.
+FOOD_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "food-photos" / "pizza_steak_sushi"
 SEED = 17
 CHUNK = 20_000
 CENTRES = 500
@@ -54,12 +61,10 @@ def fill(engine, size: int, dim: int) -> tuple[float, np.ndarray]:
     now = utcnow()
     for start in range(0, size, CHUNK):
         vectors = synthetic(min(CHUNK, size - start), dim, rng, centres)
-        rows = []
-        for offset, vector in enumerate(vectors):
-            full, sketch = encode_embedding(vector)
-            rows.append(
-                dict(image_id=start + offset + 1, fingerprint=FINGERPRINT, vector=full, sketch=sketch, created_at=now)
-            )
+        rows = [
+            dict(image_id=start + offset + 1, fingerprint=FINGERPRINT, vector=full, sketch=sketch, created_at=now)
+            for offset, (full, sketch) in enumerate(encode_embeddings(vectors))
+        ]
         with engine.begin() as connection:
             if engine.dialect.name == "sqlite":
                 connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
@@ -114,17 +119,54 @@ def measure(url: str, size: int, dim: int, queries: int, recall_queries: int) ->
     }
 
 
+def dish_precision(settings, photos: Path, work: Path, train_per_dish: int = 4, test_per_dish: int = 12) -> dict:
+    """Precision@5 of same-dish neighbours on real photos: the share of each test photo's 5 similar photos that
+    show the same dish, by a Lite0 model trained (head only: the pooled features are Lite0's own) on a few
+    photos of each dish of `photos` (a folder of train/DISH and test/DISH photos).
+
+    `settings` names an empty database; `work` a folder for the trained model. Returns {dish: [the share for
+    each of its test photos, in file-name order]}.
+    """
+    dishes = sorted(path.name for path in (photos / "train").iterdir() if path.is_dir())
+    train = work / "train"
+    for dish in dishes:
+        (train / dish).mkdir(parents=True)
+        for path in sorted((photos / "train" / dish).glob("*.jpg"))[:train_per_dish]:
+            (train / dish / path.name).symlink_to(path)
+    report = train_model(settings, train, out=work / "lite0", register=False)
+    forget_classifiers()
+    try:
+        classifier = load_classifier(settings.replace(model=str(report.folder)))
+        engine = open_database(settings)
+        test = [path for dish in dishes for path in sorted((photos / "test" / dish).glob("*.jpg"))[:test_per_dish]]
+        named = [(path.name, path.read_bytes()) for path in test]
+        outcomes = ingest_in_order(engine, settings, classifier, named, source="upload", added_by="bench")
+        dish_of = {outcome.content_id: path.parent.name for outcome, path in zip(outcomes, test)}
+        shares: dict[str, list[float]] = {dish: [] for dish in dishes}
+        for outcome, path in zip(outcomes, test):
+            neighbours = similar_photos(engine, outcome.photo, K)
+            same = sum(dish_of[n.photo.content_id] == path.parent.name for n in neighbours)
+            shares[path.parent.name].append(same / K)
+        return shares
+    finally:
+        forget_classifiers()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000], help="none: precision only")
     parser.add_argument("--dim", type=int, default=1280, help="features per photo (EfficientNet-Lite0: 1280)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--recall-queries", type=int, default=50, help="queries checked against an exact scan")
     parser.add_argument("--sketch-dim", type=int, default=db.similar.SKETCH_DIM, help="try another sketch size")
     parser.add_argument("--url", help="an EMPTY PostgreSQL database to run on as well (fresh per size: see below)")
+    parser.add_argument("--photos", default=str(FOOD_PHOTOS), help="train/DISH and test/DISH photos for precision@5")
+    parser.add_argument("--no-precision", action="store_true", help="skip precision@5 on the real photos")
     args = parser.parse_args()
+    if not args.no_precision:
+        report_precision(Path(args.photos))
     db.similar.SKETCH_DIM = args.sketch_dim  # read by encode_embedding and the index at each call
-    print(f"sketch of {args.sketch_dim} numbers, re-rank of {db.similar.RERANK}")
+    print(f"sketch of {args.sketch_dim} numbers, shortlist of {db.similar.SHORTLIST}, re-rank of {db.similar.RERANK}")
 
     results: dict[tuple[str, int], dict] = {}
     for size in args.sizes:
@@ -152,6 +194,28 @@ def main() -> None:
         if ("sqlite", size) in results and ("postgresql", size) in results:
             ratio = results[("postgresql", size)]["median_ms"] / results[("sqlite", size)]["median_ms"]
             print(f"{size:,} photos: PostgreSQL / SQLite median x{ratio:.2f}")
+
+
+def report_precision(photos: Path) -> None:
+    """Print precision@5 of same-dish neighbours on the real photos (skipped when they are absent)."""
+    if not (photos / "train").is_dir():
+        print(f"precision@{K}: skipped, no photos at {photos}")
+        return
+    work = Path(tempfile.mkdtemp(prefix="foodclf-similar-precision-"))
+    settings = Settings(
+        database_url=f"sqlite:///{work / 'photos.db'}",
+        image_dir=str(work / "images"),
+        model_dir=str(work / "models"),
+        cache_dir=str(work / "cache"),
+        device="cpu",
+        precision="fp32",
+        workers=1,
+    )
+    shares = dish_precision(settings, photos, work)
+    close_database(settings.database_url)
+    every = [share for dish in shares.values() for share in dish]
+    per_dish = ", ".join(f"{dish} {np.mean(found):.2f}" for dish, found in shares.items())
+    print(f"precision@{K} of same-dish neighbours, {len(every)} real photos: {np.mean(every):.3f} ({per_dish})")
 
 
 def reset_postgres(url: str) -> None:
