@@ -174,7 +174,7 @@ PIXEL_RECIPES = {
         [view(s, mirror=m) for s in (224, 288, 320) for m in (False, True)]
     ),
     "px 224 and 288 side by side bf16": {**pixels([view(224), view(288)]), "concat": True},
-    "px mean of 224+288+320 bf16, sklearn-logreg": {**pixels([view(224), view(288), view(320)]), "probe": "sklearn"},
+    "px mean of 224+288+320 bf16 + sklearn-logreg": {**pixels([view(224), view(288), view(320)]), "probe": "sklearn"},
 }
 RECIPES.update(PIXEL_RECIPES)
 
