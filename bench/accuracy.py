@@ -7,15 +7,22 @@ and a few augmented crops), then for each recipe fits the head as `train` does (
 stopping, then refitted on all) and measures:
   - train/ -> test/ (the README's figure; target >= 97 %);
   - the mean over N random stratified 225 / 75 splits of all 300 photos (target >= 96 %).
-Prints one line per recipe. Not a test: the numbers move with the recipe, and it takes minutes.
+The "px" recipes change what the backbone sees instead: input size (224 to 384), centre crop or the whole
+photo, bf16 or fp32 features (for training, for serving, or both), and features averaged over several
+sizes or with the mirror image (multi-scale / multi-view), each view of the 300 photos extracted once and
+cached by the backbone's fingerprint. `--recipes px` runs only those.
+Prints one line per recipe, with the paired difference from the first recipe (the default) over the same
+splits. Not a test: the numbers move with the recipe, and it takes minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from foodclf.images import load_image  # noqa: E402
 from foodclf.settings import Settings  # noqa: E402
-from foodclf.training.backbone import load_backbone  # noqa: E402
+from foodclf.training.backbone import _fingerprint, load_backbone  # noqa: E402
 from foodclf.training.data import read_image_folder, stratified_split  # noqa: E402
 from foodclf.training.features import FeatureCache, extract_features  # noqa: E402
 from foodclf.training.head import HeadSettings, fit_head  # noqa: E402
@@ -95,6 +102,7 @@ def predict(fit, x, mirror, recipe):
 
 def sklearn_probe(x, y, x_test, recipe, seed):
     """L-BFGS logistic regression on standardised features, C chosen by 5-fold CV (as CLIP's linear probes)."""
+    warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")  # its coming defaults
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -131,6 +139,85 @@ RECIPES = {
     "sklearn-logreg+imagenet": {"probe": "sklearn", "features": "imagenet"},
 }
 
+# What the backbone sees (the second round): a view is (input size, centre-crop fraction, precision of the
+# forward pass, mirrored). "train" views are averaged into the features the head learns from ("rows": each
+# is extra training rows instead), "serve" views into the features it is measured on. bf16 is what this
+# CPU serves in by default (FOODCLF_PRECISION=auto). Each view of the 300 photos is extracted once and
+# cached by the backbone's fingerprint, which covers the preprocessing and the precision.
+SERVED = (224, 0.875, "bf16", False)  # today's: timm's Lite0 preprocessing, bf16
+
+
+def view(size=224, crop=0.875, precision="bf16", mirror=False):
+    return (size, crop, precision, mirror)
+
+
+def pixels(train, serve=None, rows=False):
+    return {"pixels": {"train": train, "serve": serve or train, "rows": rows}}
+
+
+PIXEL_RECIPES = {
+    "px 224 bf16 (default)": pixels([SERVED]),
+    "px 224 fp32": pixels([view(precision="fp32")]),
+    "px 224 fp32 train, bf16 serve": pixels([view(precision="fp32")], [SERVED]),
+    **{f"px {s} bf16": pixels([view(s)]) for s in (256, 288, 320, 384)},
+    **{f"px {s} fp32": pixels([view(s, precision="fp32")]) for s in (256, 288, 320, 384)},
+    **{f"px {s} fp32 train, bf16 serve": pixels([view(s, precision="fp32")], [view(s)]) for s in (288, 320)},
+    **{f"px {s} full image (crop 1.0) bf16": pixels([view(s, 1.0)]) for s in (224, 288)},
+    "px mean of 224+288 bf16": pixels([view(224), view(288)]),
+    "px mean of 224+288+320 bf16": pixels([view(224), view(288), view(320)]),
+    "px mean of 224+288 fp32": pixels([view(224, precision="fp32"), view(288, precision="fp32")]),
+    "px 288 mean of crop .875+1.0 bf16": pixels([view(288), view(288, 1.0)]),
+    "px 288 mean of photo+mirror bf16": pixels([view(288), view(288, mirror=True)]),
+    "px rows 224+288+320, serve 288 bf16": pixels([view(224), view(288), view(320)], [view(288)], rows=True),
+    "px mean of 192+224+288 bf16": pixels([view(192), view(224), view(288)]),
+    "px mean of 224+288+320 and mirrors bf16": pixels(
+        [view(s, mirror=m) for s in (224, 288, 320) for m in (False, True)]
+    ),
+    "px 224 and 288 side by side bf16": {**pixels([view(224), view(288)]), "concat": True},
+    "px mean of 224+288+320 bf16 + sklearn-logreg": {**pixels([view(224), view(288), view(320)]), "probe": "sklearn"},
+}
+RECIPES.update(PIXEL_RECIPES)
+
+
+def with_preprocessing(backbone, *, input_size: int, crop_pct: float, precision: str):
+    """The Lite0 backbone seeing other pixels: its square input size and centre-crop fraction, and precision.
+
+    The network is shared; the processor and fingerprint are new (so the features are cached apart). A model
+    trained this way would have to save the same pretrained_cfg in config.json, where a timm model's
+    processor is read back from, to serve on the same pixels.
+    """
+    cfg = dict(backbone.model.config.pretrained_cfg, input_size=[3, input_size, input_size], crop_pct=crop_pct)
+    changed = dataclasses.replace(backbone, processor=type(backbone.processor)(pretrained_cfg=cfg), precision=precision)
+    changed.fingerprint = _fingerprint(changed)
+    return changed
+
+
+class Views:
+    """Features of all photos per view, from the feature cache or one pass of the network per view."""
+
+    def __init__(self, backbone, photos, cache_dir):
+        self.backbone, self.photos, self.cache_dir = backbone, photos, cache_dir
+        self.done: dict[tuple, torch.Tensor] = {}
+
+    def __call__(self, spec) -> torch.Tensor:
+        if spec not in self.done:
+            size, crop, precision, mirror = spec
+            began = time.perf_counter()
+            backbone = with_preprocessing(self.backbone, input_size=size, crop_pct=crop, precision=precision)
+            cache = FeatureCache(self.cache_dir, backbone.fingerprint)
+            if mirror:
+                vectors = mirrored_features(backbone, self.photos, cache)
+            else:
+                features = extract_features(backbone, self.photos, cache, batch_size=16, workers=2)
+                assert len(features.photos) == len(self.photos), features.unreadable
+                vectors = features.vectors
+            self.done[spec] = vectors
+            print(f"  view {spec}: {time.perf_counter() - began:.0f} s ({cache.misses} computed)", flush=True)
+        return self.done[spec]
+
+    def mean(self, specs) -> torch.Tensor:
+        return torch.stack([self(spec) for spec in specs]).mean(0)
+
 
 def transform(x, mirror, kind: str, head):
     """The features a recipe learns from: the photo's, averaged with its mirror image, ImageNet logits added."""
@@ -147,7 +234,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--splits", type=int, default=20)
-    parser.add_argument("--recipes", help="comma-separated names (default: all)")
+    parser.add_argument("--recipes", help="comma-separated names or their beginnings, e.g. px (default: all)")
     parser.add_argument("--cache", default="data/cache", help="feature cache folder")
     args = parser.parse_args()
     torch.manual_seed(SEED)
@@ -158,34 +245,64 @@ def main() -> None:
     train_set, test_set = read_image_folder(root / "train").photos, read_image_folder(root / "test").photos
     photos = train_set + test_set
     labels = sorted({p.label for p in photos})
-    cache = FeatureCache(settings.cache_dir, backbone.fingerprint)
-    features = extract_features(backbone, photos, cache, views=VIEWS, batch_size=16, workers=2)
-    assert len(features.photos) == len(photos), features.unreadable
-    x, views = features.vectors, features.views
-    mirror = mirrored_features(backbone, photos, cache)
     y = torch.tensor([labels.index(p.label) for p in photos])
-    imagenet_head = (backbone.head.weight.detach().float(), backbone.head.bias.detach().float())
-    print(
-        f"features of {len(photos)} photos (+ mirror, + {VIEWS} views) in {time.perf_counter() - started:.0f} s, "
-        f"{backbone.precision}",
-        flush=True,
-    )
+    chosen = [name for want in (args.recipes or "").split(",") for name in RECIPES if name.startswith(want)]
+    x = views = mirror = imagenet_head = None
+    if any("pixels" not in RECIPES[name] for name in chosen):  # the first round's features
+        cache = FeatureCache(settings.cache_dir, backbone.fingerprint)
+        features = extract_features(backbone, photos, cache, views=VIEWS, batch_size=16, workers=2)
+        assert len(features.photos) == len(photos), features.unreadable
+        x, views = features.vectors, features.views
+        mirror = mirrored_features(backbone, photos, cache)
+        imagenet_head = (backbone.head.weight.detach().float(), backbone.head.bias.detach().float())
+        print(
+            f"features of {len(photos)} photos (+ mirror, + {VIEWS} views) in {time.perf_counter() - started:.0f} s, "
+            f"{backbone.precision}",
+            flush=True,
+        )
     n_train = len(train_set)
+    views_of = Views(backbone, photos, settings.cache_dir)
     splits = []
     for s in range(args.splits):
         train_idx, test_idx = stratified_split(photos, 0.25, seed=1000 + s)
         index = {p.content_id: i for i, p in enumerate(photos)}
         splits.append(([index[p.content_id] for p in train_idx], [index[p.content_id] for p in test_idx]))
-    chosen = args.recipes.split(",") if args.recipes else list(RECIPES)
+    default = None  # the first recipe's split accuracies (the default recipe, "baseline" or "px 224 bf16")
     for name in chosen:
         recipe = RECIPES[name]
         begun = time.perf_counter()
 
-        kind = recipe.get("features", "")
-        fx, fm = transform(x, mirror, kind, imagenet_head), transform(mirror, x, kind, imagenet_head)
+        rows = fx = fm = served = None
+        if "pixels" not in recipe:
+            kind = recipe.get("features", "")
+            fx, fm = transform(x, mirror, kind, imagenet_head), transform(mirror, x, kind, imagenet_head)
+        else:  # the head learns from the train views and is measured on the serve views
+            spec = recipe["pixels"]
+            if spec["rows"]:
+                rows = torch.stack([views_of(v) for v in spec["train"][1:]], 1)
+                fx = views_of(spec["train"][0])
+            elif recipe.get("concat"):
+                fx = torch.cat([views_of(v) for v in spec["train"]], 1)
+            else:
+                fx = views_of.mean(spec["train"])
+            served = torch.cat([views_of(v) for v in spec["serve"]], 1) if recipe.get("concat") else None
+            served = views_of.mean(spec["serve"]) if served is None else served
 
-        def run(train_ids, test_ids, seed, recipe=recipe, fx=fx, fm=fm):
+        def run(train_ids, test_ids, seed, recipe=recipe, fx=fx, fm=fm, rows=rows, served=served):
             train_ids, test_ids = torch.tensor(train_ids), torch.tensor(test_ids)
+            if "pixels" in recipe and recipe.get("probe") == "sklearn":
+                scores = sklearn_probe(fx[train_ids], y[train_ids], served[test_ids], recipe, seed)
+                return float((scores.argmax(1) == y[test_ids]).float().mean())
+            if "pixels" in recipe:
+                fit = fit_like_train(
+                    fx[train_ids],
+                    y[train_ids],
+                    len(labels),
+                    recipe,
+                    seed,
+                    rows[train_ids] if rows is not None else None,
+                )
+                return float((fit.logits(served[test_ids]).argmax(1) == y[test_ids]).float().mean())
             if recipe.get("probe") == "sklearn":
                 scores = sklearn_probe(fx[train_ids], y[train_ids], fx[test_ids], recipe, seed)
                 return float((scores.argmax(1) == y[test_ids]).float().mean())
@@ -201,11 +318,17 @@ def main() -> None:
             return float((predict(fit, fx[test_ids], fm[test_ids], recipe) == y[test_ids]).float().mean())
 
         test_accuracy = run(list(range(n_train)), list(range(n_train, len(photos))), 0)
-        split_accuracies = [run(tr, te, 0) for tr, te in splits]
+        split_accuracies = np.array([run(tr, te, 0) for tr, te in splits])
         mean = float(np.mean(split_accuracies))
         sem = float(np.std(split_accuracies, ddof=1) / np.sqrt(len(split_accuracies))) if len(splits) > 1 else 0.0
+        if default is None:
+            default = split_accuracies
+        # The same splits for every recipe: the paired difference says more than two means and their errors.
+        gain = split_accuracies - default
+        gain_sem = float(np.std(gain, ddof=1) / np.sqrt(len(gain))) if len(splits) > 1 else 0.0
         print(
-            f"{name:<32} test {test_accuracy:6.1%}   {len(splits)} splits {mean:6.2%} ± {sem:.2%}   "
+            f"{name:<48} test {test_accuracy:6.1%}   {len(splits)} splits {mean:6.2%} ± {sem:.2%}   "
+            f"vs default {float(gain.mean()) * 100:+.2f} ± {gain_sem * 100:.2f} points   "
             f"({time.perf_counter() - begun:.0f} s)",
             flush=True,
         )
