@@ -44,25 +44,22 @@ def sampled(content_id: str, review_id: int, share: float) -> bool:
     return int.from_bytes(digest[:8], "big") < share * 2**64
 
 
-def request_if_sampled(session: Session, review: ReviewRow, share: float) -> Optional[SecondOpinion]:
-    """After a decision: open a second opinion on it if it is in the sampled share; else None.
+def request_if_sampled(session: Session, review: ReviewRow, content_id: str, share: float) -> Optional[SecondOpinion]:
+    """After a decision on the photo `content_id`: open a second opinion on it if it is in the sampled share.
 
     Not for a photo already waiting for a second opinion or an adjudication (one question at a time).
     """
-    if review.action not in DECISIONS or review.final_label is None:
-        return None
-    image = session.get(ImageRow, review.image_id)
-    if image is None or not sampled(image.content_id, review.id, share):
+    if review.action not in DECISIONS or review.final_label is None or not sampled(content_id, review.id, share):
         return None
     waiting = session.scalar(
         select(func.count())
         .select_from(SecondOpinion)
-        .where(SecondOpinion.image_id == image.id, SecondOpinion.status.in_(("open", "disagreed")))
+        .where(SecondOpinion.image_id == review.image_id, SecondOpinion.status.in_(("open", "disagreed")))
     )
     if waiting:
         return None
     opinion = SecondOpinion(
-        image_id=image.id,
+        image_id=review.image_id,
         first_review_id=review.id,
         first_reviewer=review.reviewer,
         first_label=review.final_label,

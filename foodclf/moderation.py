@@ -100,11 +100,19 @@ def save_decision(
             expected_review_id=photo.current_review_id,
             prediction_id=photo.prediction_id,
         )
-        action, label, repeat = review.action, review.final_label, review.repeated
-        if not repeat:
-            second_opinions.request_if_sampled(session, review, second_opinion_share)
-        summary = image_summary(session, photo.image_id)
-    return Saved(action, label, summary, repeat)
+        if not review.repeated:
+            second_opinions.request_if_sampled(session, review, photo.content_id, second_opinion_share)
+        return _saved(session, review)
+
+
+def _saved(session, review) -> Saved:
+    """A stored (or repeated) review as the pages report it, with its photo as it is now."""
+    return Saved(review.action, review.final_label, image_summary(session, review.image_id), review.repeated)
+
+
+def candidates(photo: ImageSummary, n: int = 5) -> list[str]:
+    """The model's top `n` distinct labels for a photo, best first (the 1-5 keys' choices)."""
+    return list(dict.fromkeys(score["label"] for score in photo.scores))[:n]
 
 
 @dataclass(frozen=True)
@@ -190,9 +198,7 @@ def adjudicate(engine: Engine, dispute: Dispute, decision: Decision, *, admin: s
         review = second_opinions.adjudicate(
             session, dispute.opinion_id, admin, action=decision.action, label=decision.label
         )
-        action, label, repeat = review.action, review.final_label, review.repeated
-        summary = image_summary(session, dispute.photo.image_id)
-    return Saved(action, label, summary, repeat)
+        return _saved(session, review)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ with st.container(border=True):
             show_photo(photo)
         st.caption(f"{photo.file_name} · added {photo.added_at:%Y-%m-%d}")
     with right:
-        candidates = list(dict.fromkeys(score["label"] for score in photo.scores))[:5]
+        candidates = moderation.candidates(photo)
         st.markdown("**What is it?**")
         row = st.container(horizontal=True, gap="small")
         for rank, label in enumerate(candidates):

@@ -170,11 +170,7 @@ def candidate_buttons(key: str, photo: ImageSummary, callbacks: tuple) -> None:
 
     The first is the model's answer (saved as confirmed); any other saves a correction to it.
     """
-    seen: list[str] = []
-    for score in photo.scores:
-        if score["label"] not in seen:
-            seen.append(score["label"])
-    candidates = seen[: len(CANDIDATE_KEYS)]
+    candidates = moderation.candidates(photo, len(CANDIDATE_KEYS))
     if not candidates:
         return
     st.caption("Or choose a candidate:")
