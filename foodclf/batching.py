@@ -159,7 +159,9 @@ def _load(source, classifier, max_pixels: int) -> LoadedImage:
     name = None
     if isinstance(source, tuple) and len(source) == 2:
         name, source = source
-    return load_image(source, max_bytes=classifier.max_bytes, max_pixels=max_pixels, name=name)
+    return load_image(
+        source, max_bytes=classifier.max_bytes, max_pixels=max_pixels, name=name, side=classifier.decode_side
+    )
 
 
 def _source_bytes(source) -> int:

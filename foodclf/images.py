@@ -46,11 +46,13 @@ DEFAULT_MAX_PIXELS = 40_000_000
 # A decoded photo keeps its shorter side at most this many pixels (it is never enlarged): the
 # models see 224-384 px, and their processors resize to at most 384 / 0.875 = 439 px before
 # cropping, so more pixels change nothing but memory (and photos of up to 512 px, like Food-101's,
-# pass untouched). A large JPEG is decoded at a reduced scale straight away (the JPEG decoder's
-# own downscaling), anything else is decoded and then resized. Part of the training feature
+# pass untouched). A JPEG at least twice the side its caller needs (`side`: the model's own resize,
+# foodclf.pixels.decode_side; 256 for Lite0) is decoded at a reduced scale straight away (the JPEG
+# decoder's own 1/2, 1/4 or 1/8 scaling: a 512 px photo for Lite0 decodes in two thirds of the time
+# and needs no resize), anything else is decoded and then resized. Part of the training feature
 # cache's key: change DECODE_VERSION with it.
 MODEL_SIDE = 512
-DECODE_VERSION = "side512-bicubic-1"
+DECODE_VERSION = "side512-draft-to-model-2"
 DEFAULT_DECODE_BUDGET_PIXELS = 64_000_000
 DEFAULT_DECODE_WAIT_SECONDS = 10.0
 
@@ -89,7 +91,9 @@ def perceptual_hash(image: Image.Image) -> str:
     """The photo's 64-bit perceptual hash (DCT pHash) as 16 hex digits: a resized or re-encoded copy keeps
     nearly the same bits (db/similar.py: NEAR_DUPLICATE_BITS), where the content id changes entirely.
 
-    Computed from the decoded picture (LoadedImage.image), so every route gets the same hash.
+    Computed from the decoded picture (LoadedImage.image), so every route gets the same hash. The picture is
+    at the model's decode scale (foodclf.pixels.decode_side): after switching to a model with another scale a
+    photo's hash may move a bit or two, far under NEAR_DUPLICATE_BITS.
     """
     return str(imagehash.phash(image))
 
@@ -275,6 +279,7 @@ def load_image(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     name: str | None = None,
+    side: int = MODEL_SIDE,
 ) -> LoadedImage:
     """Open a photo for the model: an upright RGB image, or a clear refusal.
 
@@ -283,6 +288,8 @@ def load_image(
         max_bytes: files larger than this are refused before they are read in full.
         max_pixels: images with more pixels are refused before they are decoded.
         name: the display name to keep (defaults to the path's or file object's name).
+        side: the shorter side the caller needs at least (a model's resize); a JPEG twice as large or more
+            is decoded at the smallest of the decoder's scales that keeps it.
 
     Returns:
         A LoadedImage whose `image` is RGB with EXIF orientation applied, at the model's scale
@@ -294,7 +301,7 @@ def load_image(
     """
     data, source_name = read_source(source, max_bytes)
     name = display_name(name) if name else source_name
-    return decode_image(data, name=name, max_pixels=max_pixels)
+    return decode_image(data, name=name, max_pixels=max_pixels, side=side)
 
 
 def decode_image(
@@ -303,6 +310,7 @@ def decode_image(
     name: str = "photo",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     budget: DecodeBudget | None = None,
+    side: int = MODEL_SIDE,
 ) -> LoadedImage:
     """Decode bytes already read: the one decode of every path (see load_image for the checks made).
 
@@ -317,8 +325,9 @@ def decode_image(
     fmt = image.format
     full_size = image.size
     try:
-        if fmt in ("JPEG", "MPO") and min(full_size) > MODEL_SIDE:
-            image.draft("RGB", (MODEL_SIDE, MODEL_SIDE))  # the decoder's own 1/2, 1/4 or 1/8 scale
+        needed = max(1, min(side, MODEL_SIDE))
+        if fmt in ("JPEG", "MPO") and min(full_size) >= 2 * needed:
+            image.draft("RGB", (needed, needed))  # the decoder's own 1/2, 1/4 or 1/8 scale, both sides >= needed
         with budget.reserve(decode_cost(image)):
             image.load()
             upright = _upright(image)

@@ -169,7 +169,9 @@ def _import_row(settings, engine, folder: Path, row: dict, reviewer: str, seen: 
         path = path if path.is_absolute() else folder / path
         if not path.is_file():
             raise FoodclfError(f"no file at {path}")
-        loaded = load_image(path, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
+        # Decoded as the batch path decodes for this model, so the prediction stored is the one ingest would store.
+        side = _classifier(settings, state).decode_side
+        loaded = load_image(path, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels, side=side)
         content_id = loaded.content_id
     if content_id in seen:
         line, earlier = seen[content_id]

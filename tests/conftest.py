@@ -156,7 +156,7 @@ def module_database(request, tmp_path_factory):
 
 @pytest.fixture
 def settings(tmp_path, tiny_model_dir, database) -> Settings:
-    """Settings for one test: its own database and folders, the tiny model, fp32 on CPU."""
+    """Settings for one test: its own database and folders, the tiny model, fp32 on CPU in PyTorch."""
     return Settings(
         model=str(tiny_model_dir),
         database_url=database.url(),
@@ -165,6 +165,7 @@ def settings(tmp_path, tiny_model_dir, database) -> Settings:
         cache_dir=str(tmp_path / "cache"),
         device="cpu",
         precision="fp32",
+        engine="torch",  # OpenVINO converts each model once per process (seconds): its tests are test_engines.py
         workers=1,
         batch_size=4,
     )
@@ -241,6 +242,7 @@ def dashboard(settings, monkeypatch) -> Dashboard:
         "FOODCLF_CACHE_DIR": settings.cache_dir,
         "FOODCLF_DEVICE": "cpu",
         "FOODCLF_PRECISION": "fp32",
+        "FOODCLF_ENGINE": "torch",
         "FOODCLF_WORKERS": "1",
         "FOODCLF_BATCH_SIZE": "4",
         # Sign-in roles for tests that sign someone in (pages_support.sign_in); without sign-in: local admin.

@@ -39,6 +39,7 @@ def dashboard_env(settings: Settings) -> dict[str, str]:
             "FOODCLF_CACHE_DIR": settings.cache_dir,
             "FOODCLF_DEVICE": "cpu",
             "FOODCLF_PRECISION": "fp32",
+            "FOODCLF_ENGINE": "torch",
             "FOODCLF_WORKERS": "1",
         }
     )

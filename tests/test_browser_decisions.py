@@ -53,6 +53,7 @@ def served(tmp_path_factory, tiny_model_dir):
         cache_dir=str(folder / "cache"),
         device="cpu",
         precision="fp32",
+        engine="torch",
         workers=1,
     )
     dashboard = Dashboard(settings, open_database(settings))

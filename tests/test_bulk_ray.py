@@ -110,6 +110,7 @@ def test_ray_ingest_into_s3_resumes_and_matches_the_local_engine_row_for_row(
         "FOODCLF_IMAGE_DIR": s3_settings.image_dir,
         "FOODCLF_DEVICE": "cpu",
         "FOODCLF_PRECISION": "fp32",
+        "FOODCLF_ENGINE": "torch",
         "FOODCLF_WORKERS": "1",
         "FOODCLF_BATCH_SIZE": "4",
         "FOODCLF_REVIEWER": "ray",

@@ -25,6 +25,7 @@ def folder(tmp_path):
 def env(monkeypatch, tiny_model_dir):
     monkeypatch.setenv("FOODCLF_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("FOODCLF_PRECISION", "fp32")
+    monkeypatch.setenv("FOODCLF_ENGINE", "torch")  # OpenVINO's own tests are in test_engines.py
 
 
 def test_json_output_one_object_per_photo(env, folder, capsys):

@@ -141,6 +141,7 @@ def test_evaluate_model_scores_a_folder_and_writes_the_report(settings, labelled
 def test_evaluate_command_prints_json(settings, labelled, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("FOODCLF_MODEL", settings.model)
     monkeypatch.setenv("FOODCLF_PRECISION", "fp32")
+    monkeypatch.setenv("FOODCLF_ENGINE", "torch")
     assert main(["evaluate", "--data", str(labelled), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["photos"] == 9 and "top5_accuracy" in result and result["unknown_labels"] == {"not_food": 3}

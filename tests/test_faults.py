@@ -172,6 +172,7 @@ def start_server(settings, port: int, log: Path) -> subprocess.Popen:
             "FOODCLF_API_TOKENS": TOKEN,
             "FOODCLF_DEVICE": "cpu",
             "FOODCLF_PRECISION": "fp32",
+            "FOODCLF_ENGINE": "torch",
             "FOODCLF_WORKERS": "1",
         }
     )

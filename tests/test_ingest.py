@@ -209,6 +209,7 @@ def environment(settings) -> dict[str, str]:
         "FOODCLF_IMAGE_DIR": settings.image_dir,
         "FOODCLF_DEVICE": "cpu",
         "FOODCLF_PRECISION": "fp32",
+        "FOODCLF_ENGINE": "torch",
         "FOODCLF_WORKERS": "1",
         "FOODCLF_BATCH_SIZE": "4",
         "FOODCLF_REVIEWER": "ingest-test",

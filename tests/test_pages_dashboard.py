@@ -41,7 +41,7 @@ def test_the_sidebar_shows_the_model_and_the_reviewer(dashboard):
         time.sleep(0.2)
     assert any("tiny-vit" in text for text in texts(at.sidebar.markdown))
     [facts] = texts(at.sidebar.caption)
-    assert "101 labels · cpu · fp32" in facts and "Fingerprint `" in facts
+    assert "101 labels · cpu · fp32 · PyTorch" in facts and "Fingerprint `" in facts
 
 
 def _sidebar_once_loaded() -> AppTest:

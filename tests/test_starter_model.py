@@ -29,7 +29,13 @@ def starter(starter_cache_dir):
     forget_classifiers()
     yield load_classifier(
         Settings(
-            model=STARTER, cache_dir=str(starter_cache_dir), device="cpu", precision="fp32", workers=1, batch_size=8
+            model=STARTER,
+            cache_dir=str(starter_cache_dir),
+            device="cpu",
+            precision="fp32",
+            engine="torch",
+            workers=1,
+            batch_size=8,
         )
     )
     forget_classifiers()
@@ -150,6 +156,7 @@ def _cli(starter_cache_dir, tmp_path, *args, **env):
         FOODCLF_CACHE_DIR=str(starter_cache_dir),
         FOODCLF_DEVICE="cpu",
         FOODCLF_PRECISION="fp32",
+        FOODCLF_ENGINE="torch",
         **env,
     )
     return subprocess.run(

@@ -203,6 +203,7 @@ def test_tokens_are_in_no_log_of_a_real_server(cli, settings, tmp_path):
         "FOODCLF_IMAGE_DIR": settings.image_dir,
         "FOODCLF_DEVICE": "cpu",
         "FOODCLF_PRECISION": "fp32",
+        "FOODCLF_ENGINE": "torch",
         "FOODCLF_WORKERS": "1",
     }
     env.pop("FOODCLF_API_TOKENS", None)

@@ -30,6 +30,10 @@ def _model_loading() -> None:
     st.caption("Pages that need it will wait; the others work already.")
 
 
+# What runs the forward pass (foodclf.engines), as a person reads it.
+ENGINE_NAMES = {"torch": "PyTorch", "openvino": "OpenVINO"}
+
+
 def _model_facts() -> None:
     try:
         facts = cache.classifier(wait=False).describe()
@@ -45,10 +49,12 @@ def _model_facts() -> None:
     st.markdown(f":material/neurology: **{name}**", help=f"Model: {facts['id']}")
     st.caption(
         f"Fingerprint `{facts['fingerprint'][:12]}`  \n"
-        f"{facts['labels']} labels · {facts['device']} · {facts['precision']}"
+        f"{facts['labels']} labels · {facts['device']} · {facts['precision']} · {ENGINE_NAMES[facts['engine']]}"
         + (" · zero-shot" if facts["zero_shot"] else "")
         + (" · not-food gate" if facts.get("not_food_gate") else "")
     )
+    if facts.get("engine_note"):  # the runtime asked for could not run: say so rather than run slower silently
+        st.caption(f":material/warning: {facts['engine_note']}; running on PyTorch.")
     if facts.get("note"):  # e.g. offline: the starter model stands in for the default; never silently
         st.info(facts["note"], icon=":material/cloud_off:" if facts["note"].startswith("offline") else None)
 

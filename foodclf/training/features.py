@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 from foodclf.errors import FoodclfError
 from foodclf.files import write_atomically
 from foodclf.images import DECODE_VERSION, load_image
+from foodclf.pixels import PIXELS_VERSION
 from foodclf.training.data import LabelledPhoto
 
 # Part of the cache key of augmented views: bump it when augmented_view changes.
@@ -33,7 +34,7 @@ class FeatureCache:
     """
 
     def __init__(self, cache_dir, fingerprint: str):
-        key = hashlib.sha256(f"{fingerprint}:{DECODE_VERSION}".encode()).hexdigest()[:32]
+        key = hashlib.sha256(f"{fingerprint}:{DECODE_VERSION}:{PIXELS_VERSION}".encode()).hexdigest()[:32]
         self.root = Path(cache_dir).expanduser() / "features" / key
         self.hits = 0
         self.misses = 0
@@ -130,7 +131,7 @@ def extract_features(
 
     def prepare(photo: LabelledPhoto):
         try:
-            image = load_image(photo.path, max_bytes=max_bytes, max_pixels=max_pixels).image
+            image = load_image(photo.path, max_bytes=max_bytes, max_pixels=max_pixels, side=backbone.decode_side).image
         except FoodclfError as err:
             return photo, [], str(err)
         missing = [(v, key) for v, key in enumerate(keys[photo.content_id]) if key not in found]

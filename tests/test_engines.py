@@ -1,0 +1,192 @@
+"""Inference engines: OpenVINO answers as PyTorch does, `auto` picks it on a CPU, and whatever is missing falls
+back to PyTorch with a line saying why."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from foodclf import engines
+from foodclf.classifier import forget_classifiers, load_classifier
+from foodclf.engines import import_openvino, pick_engine
+from foodclf.errors import SettingsError
+from foodclf.images import find_images
+from foodclf.settings import Settings, load_settings
+from foodclf.training.train import train_model
+from shared_data import FOOD_PHOTOS
+from tiny_models import build_tiny_timm
+
+CPU, GPU = torch.device("cpu"), torch.device("cuda")
+# Three labels a tiny convnet tells apart by their colour, drawn with texture so every photo differs.
+TINTS = {"pizza": (200, 60, 40), "salad": (60, 170, 60), "sushi": (70, 90, 200)}
+
+
+def textured(tint, seed: int, size=(72, 60)) -> bytes:
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0, 45, (size[1], size[0], 3))
+    pixels = np.clip(np.array(tint) + noise, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny timm convnet whose head `train` fitted on textured photos, and unseen photos to classify."""
+    root = tmp_path_factory.mktemp("engines")
+    for label, tint in TINTS.items():
+        (root / "train" / label).mkdir(parents=True)
+        (root / "new").mkdir(exist_ok=True)
+        for n in range(10):
+            (root / "train" / label / f"{n}.jpg").write_bytes(textured(tint, seed=n))
+            (root / "new" / f"{label}-{n}.jpg").write_bytes(textured(tint, seed=1000 + n, size=(90 + n, 64)))
+    settings = Settings(
+        model=str(build_tiny_timm(root / "base", labels=tuple(TINTS))),
+        database_url=f"sqlite:///{root / 'db.sqlite'}",
+        model_dir=str(root / "models"),
+        cache_dir=str(root / "cache"),
+        image_dir=str(root / "images"),
+        device="cpu",
+        precision="fp32",
+        workers=1,
+        batch_size=8,
+        top_k=0,
+    )
+    report = train_model(settings, root / "train", base=settings.model, out=root / "model", register=False)
+    return settings.replace(model=str(report.folder)), sorted((root / "new").iterdir())
+
+
+def classify(settings, paths, **changes):
+    forget_classifiers()
+    classifier = load_classifier(settings.replace(**changes))
+    return classifier, [item.result for item in classifier.classify_many(paths)]
+
+
+def test_openvino_gives_pytorchs_answers_in_fp32_and_its_top_1_in_bf16(trained):
+    settings, paths = trained
+    torch_fp32, expected = classify(settings, paths, engine="torch")
+    openvino_fp32, same = classify(settings, paths, engine="openvino")
+    assert (torch_fp32.engine.name, openvino_fp32.engine.name) == ("torch", "openvino")
+    assert openvino_fp32.describe()["engine"] == "openvino" and openvino_fp32.engine.prepare_seconds > 0
+    # The trained head tells the tints apart, so agreement below means something (a random head's scores tie).
+    assert [r.highest_probability_class for r in expected] == [p.name.split("-")[0] for p in paths]
+    for ours, theirs in zip(same, expected):
+        assert ours.highest_probability_class == theirs.highest_probability_class
+        assert np.allclose(ours.all_scores, theirs.all_scores, atol=1e-4)
+        assert np.allclose(ours.embedding, theirs.embedding, atol=1e-4)  # the features of the same pass
+    _, bf16 = classify(settings, paths, engine="openvino", precision="bf16")
+    assert [r.highest_probability_class for r in bf16] == [r.highest_probability_class for r in expected]
+    assert max(abs(a - b) for r, e in zip(bf16, expected) for a, b in zip(r.all_scores, e.all_scores)) < 0.05
+
+
+def test_the_converted_model_is_kept_and_read_back_by_the_next_process(trained, tmp_path):
+    settings, paths = trained
+    settings = settings.replace(cache_dir=str(tmp_path / "cache"), engine="openvino")
+    first, expected = classify(settings, paths)
+    kept = list((tmp_path / "cache" / "openvino").glob("*.xml"))
+    assert len(kept) == 1 and kept[0].name.startswith(first.fingerprint[:32])
+    assert kept[0].with_suffix(".bin").stat().st_size > 0
+    kept[0].with_suffix(".bin").write_bytes(b"")  # a copy cut short: converted again, not a crash
+    again, results = classify(settings, paths)
+    assert again.engine.name == "openvino"
+    assert np.allclose([r.all_scores for r in results], [r.all_scores for r in expected], atol=1e-6)
+
+
+def test_openvino_sends_nothing_home(trained, tmp_path, monkeypatch):
+    # Its converter keeps a client id and usage statistics in ~/intel and sends them unless told not to.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings, paths = trained
+    classifier, _ = classify(settings, paths[:2], engine="openvino", cache_dir=str(tmp_path / "cache"))
+    assert classifier.engine.name == "openvino"
+    assert not (tmp_path / "intel").exists()
+    import_openvino()
+    assert sys.modules["openvino_telemetry"] is None
+
+
+def test_auto_runs_openvino_on_a_cpu_and_the_sidebar_facts_say_so(trained):
+    settings, paths = trained
+    classifier, results = classify(settings, paths[:3], engine="auto")
+    assert classifier.engine.name == "openvino" and classifier.engine.note == ""
+    assert classifier.describe()["engine"] == "openvino" and len(results) == 3
+
+
+@pytest.mark.parametrize(
+    "setting, device, zero_shot, has_openvino, engine, note",
+    [
+        ("auto", CPU, False, True, "openvino", ""),
+        ("auto", CPU, False, False, "torch", ""),  # not installed: PyTorch, nothing to warn about
+        ("auto", GPU, False, True, "torch", ""),
+        ("auto", CPU, True, True, "torch", ""),
+        ("torch", CPU, False, True, "torch", ""),
+        ("openvino", CPU, False, True, "openvino", ""),
+        ("openvino", CPU, False, False, "torch", "the openvino package is not installed"),
+        ("openvino", GPU, False, True, "torch", "runs on the CPU only, not on cuda"),
+        ("openvino", CPU, True, True, "torch", "does not run zero-shot (CLIP) models"),
+    ],
+)
+def test_pick_engine(setting, device, zero_shot, has_openvino, engine, note):
+    chosen, why = pick_engine(setting, device, zero_shot, has_openvino)
+    assert chosen == engine
+    assert (note in why) if note else why == ""
+
+
+def test_an_unknown_engine_is_refused_at_startup():
+    with pytest.raises(SettingsError, match="FOODCLF_ENGINE must be one of auto, torch, openvino"):
+        load_settings({"FOODCLF_ENGINE": "onnx"})
+    with pytest.raises(ValueError, match="engine must be one of"):
+        pick_engine("tensorrt", CPU, False, True)
+
+
+def test_openvino_missing_falls_back_to_pytorch_with_a_line(trained, monkeypatch, caplog):
+    settings, paths = trained
+    monkeypatch.setattr(engines, "openvino_available", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="foodclf.engines"):
+        classifier, results = classify(settings, paths[:2], engine="openvino")
+    assert classifier.engine.name == "torch" and len(results) == 2
+    assert "FOODCLF_ENGINE=openvino: the openvino package is not installed; running on PyTorch" in caplog.text
+    assert "not installed" in classifier.describe()["engine_note"]
+
+
+def test_a_model_openvino_cannot_convert_runs_on_pytorch_with_a_line(trained, monkeypatch, caplog):
+    settings, paths = trained
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Unsupported operation: aten::made_up")
+
+    monkeypatch.setattr(engines, "_openvino_runner", refuse)
+    with caplog.at_level(logging.WARNING, logger="foodclf.engines"):
+        classifier, results = classify(settings, paths[:2], engine="auto")
+    assert classifier.engine.name == "torch" and all(r.highest_probability_class for r in results)
+    assert "openvino could not run this model (RuntimeError: Unsupported operation: aten::made_up)" in caplog.text
+
+
+@pytest.mark.skipif(not FOOD_PHOTOS.is_dir(), reason="the shared food photos are not here")
+def test_on_real_photos_a_trained_lite0_keeps_its_top_1_with_openvino_bf16(tmp_path):
+    """The issue's bar, on real photos with the real backbone: >= 99 % top-1 agreement with PyTorch fp32."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        model_dir=str(tmp_path / "models"),
+        cache_dir=str(tmp_path / "cache"),
+        image_dir=str(tmp_path / "images"),
+        device="cpu",
+        precision="fp32",
+        top_k=0,
+    )
+    train_dir = tmp_path / "train"
+    for label in ("pizza", "steak", "sushi"):
+        (train_dir / label).mkdir(parents=True)
+        for path in sorted((FOOD_PHOTOS / "train" / label).iterdir())[:20]:
+            (train_dir / label / path.name).symlink_to(path)
+    report = train_model(settings, train_dir, out=tmp_path / "model", register=False)
+    settings = settings.replace(model=str(report.folder))
+    photos = find_images([FOOD_PHOTOS])  # all 300: at 99 %, 75 would allow no flip at all
+    _, expected = classify(settings, photos, engine="torch")
+    _, fast = classify(settings, photos, engine="openvino", precision="bf16")
+    agree = sum(a.highest_probability_class == b.highest_probability_class for a, b in zip(fast, expected))
+    assert agree / len(photos) >= 0.99, f"{agree} of {len(photos)}"
