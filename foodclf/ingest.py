@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
@@ -35,6 +36,7 @@ from foodclf.images import (
 from foodclf.settings import Settings, local_user
 from foodclf.store import open_store
 
+STORE_AHEAD = 32  # classified photos waiting to be stored, at most (their decoded pixels are held meanwhile)
 STORE_FAILED = "This photo could not be saved; the details are in the server log. Please try again."
 
 log = logging.getLogger(__name__)
@@ -152,18 +154,29 @@ def ingest_photos(
             names[id(pair)] = (index, name)
             yield pair
 
-    for item in classifier.classify_many(to_classify(), top_k=top_k, max_pixels=settings.max_pixels):
-        while ready:
-            yield ready.popleft()
-        index, name = names.pop(id(item.source))
-        outcome = (
-            IngestOutcome(index, name, "refused", content_id(item.source[1]), error=item.error)
-            if not item.ok
-            else _store(engine, settings, index, name, item.loaded, item.result, source, added_by)
-        )
-        if not outcome.ok and outcome.content_id:
-            failed[outcome.content_id] = outcome.error
-        yield outcome
+    # Storing (file write and fsync, then the rows) runs in one thread of its own, overlapped with the model's
+    # next batch: on the 2-core machine the fsync waits alone cost as much as Lite0's forward pass. One thread,
+    # so writes still go one photo at a time, each in its own transaction, in the order the model answered.
+    # A consumer that stops early (Ctrl-C, a closed request) still gets every photo the model answered stored:
+    # leaving the `with` waits for them, and the next run counts them as already there.
+    storing: deque[Future] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="foodclf-store") as store:
+        for item in classifier.classify_many(to_classify(), top_k=top_k, max_pixels=settings.max_pixels):
+            while ready:
+                yield ready.popleft()
+            index, name = names.pop(id(item.source))
+            if not item.ok:
+                storing.append(
+                    _done(IngestOutcome(index, name, "refused", content_id(item.source[1]), error=item.error))
+                )
+            else:
+                storing.append(
+                    store.submit(_store, engine, settings, index, name, item.loaded, item.result, source, added_by)
+                )
+            while storing and (storing[0].done() or len(storing) > STORE_AHEAD):
+                yield _finished(storing.popleft().result(), failed)
+        while storing:
+            yield _finished(storing.popleft().result(), failed)
     while ready:
         yield ready.popleft()
     for outcome in again:
@@ -176,6 +189,19 @@ def ingest_photos(
             photo = model_summary(session, outcome.content_id, classifier.fingerprint)
             twins = near_duplicates(session, photo.image_id) if photo is not None else ()
         yield IngestOutcome(outcome.index, outcome.name, "known", outcome.content_id, photo, near_duplicates=twins)
+
+
+def _done(outcome: IngestOutcome) -> Future:
+    future: Future = Future()
+    future.set_result(outcome)
+    return future
+
+
+def _finished(outcome: IngestOutcome, failed: dict[str, FoodclfError]) -> IngestOutcome:
+    """An outcome as it is handed out; a refused photo's reason is kept for its copies later in the run."""
+    if not outcome.ok and outcome.content_id:
+        failed[outcome.content_id] = outcome.error
+    return outcome
 
 
 def _store(engine, settings, index, name, loaded, result, source, added_by) -> IngestOutcome:
