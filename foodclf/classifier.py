@@ -157,6 +157,10 @@ class Classifier:
                 logits = torch.cat([logits, self.gate.imagenet_logits(features)], dim=-1)
             return Forward(logits, torch.nn.functional.normalize(features, dim=-1) if features is not None else None)
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        if self.device.type == "cuda":
+            # Page-locked, so the copy runs by DMA beside the CPU's decoding of the next batch (not measured
+            # here: no GPU was lent to this project; see bench/README.md).
+            pixel_values = pixel_values.pin_memory()
         pixel_values = pixel_values.to(self.device, non_blocking=True, memory_format=layout)
         features = None
         with torch.inference_mode(), self._autocast():
