@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from db.engine import close_database, open_database  # noqa: E402
 from foodclf.classifier import cpu_has_native_bf16, forget_classifiers, load_classifier, pick_device  # noqa: E402
-from foodclf.engines import _LogitsAndFeatures  # noqa: E402
+from foodclf.engines import _LogitsAndFeatures, import_openvino  # noqa: E402
 from foodclf.images import find_images, load_image  # noqa: E402
 from foodclf.ingest import ingest_photos  # noqa: E402
 from foodclf.labels import FOOD101_LABELS  # noqa: E402
@@ -89,7 +89,7 @@ def main() -> None:
     flops = flops_per_photo(fp32, paths)
     print(f"model: {flops / 1e9:.2f} GFLOP per photo (FlopCounterMode, one forward at the batch size)")
     batches = pixel_batches(fp32, paths, args.batch_size)
-    shapes_ceiling(fp32, batches[0], peaks)
+    linear_flops = shapes_ceiling(fp32, batches[0], peaks)
 
     rows, reference = [], None
 
@@ -122,6 +122,8 @@ def main() -> None:
     row(f"6 default raw forward ({name})", rate, default_peak, logits, default.engine.prepare_seconds)
     ours_default, _ = time_batch_path(default, paths)
     row(f"7 default batch path ({name})", ours_default, default_peak)
+    if default.engine.name == "openvino":
+        openvino_breakdown(fp32, batches[0], linear_flops, peaks["bf16"])
     stored = time_ingest(default, base, paths)
     row(f"8 ingest end to end ({name})", stored, default_peak)
     if not args.no_candidates:
@@ -211,8 +213,10 @@ def pixel_batches(classifier, paths, batch_size) -> list[torch.Tensor]:
     return [classifier.preprocess(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
 
 
-def shapes_ceiling(classifier, batch, peaks) -> None:
-    """The best the model's Linear layers could do: each one's matmul shape, timed alone, in fp32 and bf16."""
+def shapes_ceiling(classifier, batch, peaks) -> float:
+    """The best the model's Linear layers could do: each one's matmul shape, timed alone, in fp32 and bf16.
+
+    Returns the Linear layers' FLOPs per photo (0 for a convolutional network, where this says little)."""
     shapes, hooks = [], []
 
     def record(module, args, output):  # (rows, in, out) of the matmul this Linear ran
@@ -234,12 +238,47 @@ def shapes_ceiling(classifier, batch, peaks) -> None:
     line = f"Linear layers: {share:.0%} of the model's FLOPs in {len(shapes)} matmuls"
     if share < 0.5:
         print(line + " (a convolutional network: the matmul ceiling says little about it)")
-        return
+        return 0.0
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
         seconds = sum(_best_mm_seconds(m, k, n, dtype, classifier.device) for m, k, n in shapes)
         rate = linear_flops * len(batch) / seconds / 1e9
         line += f"; at their own shapes, alone: {name} {rate:.0f} GFLOP/s ({rate / peaks[name]:.0%} of peak)"
     print(line)
+    return linear_flops
+
+
+def openvino_breakdown(classifier, batch, linear_flops: float, peak: float) -> None:
+    """Where OpenVINO's bf16 forward spends its time, by kind of operation (its own profiler), and what its
+    matrix layers reach: the measured reason the whole model stays under the matmul peak."""
+    ov = import_openvino()
+    module = _LogitsAndFeatures(classifier.model, None).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converted = ov.convert_model(module, example_input=batch)
+    compiled = ov.Core().compile_model(
+        converted, "CPU", {"INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": "YES"}
+    )
+    request = compiled.create_infer_request()
+    pixels = batch.numpy()
+    for _ in range(BURN_IN):
+        request.infer({0: pixels})
+    kinds: dict[str, float] = {}
+    runs = 4
+    for _ in range(runs):
+        request.infer({0: pixels})
+        for op in request.profiling_info:
+            kinds[op.node_type] = kinds.get(op.node_type, 0.0) + op.real_time.total_seconds() / runs
+    total = sum(kinds.values())
+    top = sorted(kinds.items(), key=lambda kv: -kv[1])[:6]
+    print("OpenVINO bf16, time by kind of operation: " + ", ".join(f"{k} {v / total:.0%}" for k, v in top))
+    matrix = kinds.get("FullyConnected", 0.0)  # the Linear layers (attention's own products are "MatMul")
+    if linear_flops and matrix:
+        rate = linear_flops * len(batch) / matrix / 1e9
+        print(
+            f"  its Linear layers (FullyConnected): {rate:.0f} GFLOP/s ({rate / peak:.0%} of the bf16 peak) for "
+            f"{matrix / total:.0%} of the time; the rest (attention's softmax, layer norms, GELU, transposes) "
+            "moves memory more than it multiplies"
+        )
 
 
 def _count_flops(classifier, batch) -> float:

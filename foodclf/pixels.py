@@ -4,9 +4,9 @@ A timm model's processor (EfficientNet-Lite0, the starter model, every model `tr
 the shorter side, crops the centre and normalises, one photo at a time through torchvision's PIL
 transforms: about 3 ms a photo on this project's CPU, as much as OpenVINO's whole Lite0 forward pass.
 `PixelRecipe` does the same steps in one PIL call (resize straight into the crop's box, so the pixels
-outside the crop are never computed) and normalises the batch at once: 1.7 ms, and 0.6 ms for a photo
-decoded at the model's scale. Its pixels differ from torchvision's by rounding only (on the 300 shared
-photos: 0.3 % of values one level of 255 apart, 0.0008 % more, at most 8 levels: clipped overshoot at edges).
+outside the crop are never computed) and normalises the batch at once: 1.7 ms. Its pixels differ from
+torchvision's by rounding only (on the 300 shared photos: 0.3 % of values one level of 255 apart,
+0.0008 % more, at most 8 levels: clipped overshoot at edges).
 Other processors (ViT's torchvision backend, CLIP...) are used as they are. Part of the training feature
 cache's key: change PIXELS_VERSION with the recipe.
 """
@@ -104,8 +104,8 @@ def pixel_recipe(processor) -> Optional[PixelRecipe]:
 
 
 def decode_side(processor) -> int:
-    """The shorter side a photo must keep when decoded for this processor (a JPEG is decoded at the smallest
-    scale that keeps it; the processor then only shrinks). MODEL_SIDE for processors not known to need less."""
+    """The shorter side this processor resizes photos to (foodclf.images.decode_image decodes a JPEG four times
+    as large at a reduced scale). MODEL_SIDE for processors not known to need less."""
     recipe = pixel_recipe(processor)
     if recipe is not None:
         return recipe.side

@@ -74,11 +74,11 @@ def test_processors_it_does_not_know_are_used_as_they_are(tiny_model_dir):
 
 def test_a_large_jpeg_is_decoded_at_the_models_scale_and_others_as_before():
     photo = jpeg((1024, 768))
-    assert decode_image(photo, side=256).image.size == (512, 384)  # the decoder's 1/2 scale keeps >= 256
+    assert decode_image(photo, side=128).image.size == (512, 384)  # the decoder's 1/2 scale keeps >= 2 x 128
     assert decode_image(photo).image.size == (683, 512)  # no side: the shorter side at most 512, as always
-    assert decode_image(photo, side=600).image.size == (683, 512)  # not twice the side: full decode, resized
-    assert decode_image(jpeg((1024, 768), "PNG"), side=256).image.size == (683, 512)  # only JPEGs have scales
-    loaded = decode_image(photo, side=256)
+    assert decode_image(photo, side=256).image.size == (683, 512)  # under 4 x 256: decoded whole, resized
+    assert decode_image(jpeg((1024, 768), "PNG"), side=128).image.size == (683, 512)  # only JPEGs have scales
+    loaded = decode_image(photo, side=128)
     assert (loaded.width, loaded.height) == (1024, 768)  # the photo's own size is what is recorded
 
 
@@ -91,7 +91,7 @@ def test_the_classifier_and_training_decode_and_preprocess_alike(settings, tmp_p
     path = tmp_path / "big.jpg"
     path.write_bytes(jpeg((400, 300)))
     [item] = classifier.classify_many([path])
-    assert item.loaded.image.size == (50, 38)  # decoded at 1/8, the smallest scale: both sides still >= 32
+    assert item.loaded.image.size == (100, 75)  # decoded at 1/4: both sides still >= 2 x 32
     image = item.loaded.image
     assert classifier.preprocess([image]).equal(backbone.preprocess([image]))
     assert classifier.preprocess([image]).equal(classifier.pixels([image]))
