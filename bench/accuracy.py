@@ -37,7 +37,7 @@ from PIL import ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from foodclf.images import load_image  # noqa: E402
+from foodclf.images import DECODE_VERSION, load_image  # noqa: E402
 from foodclf.settings import Settings  # noqa: E402
 from foodclf.training.backbone import _fingerprint, load_backbone  # noqa: E402
 from foodclf.training.data import read_image_folder, stratified_split  # noqa: E402
@@ -450,7 +450,9 @@ def main() -> None:
     tail_inputs_of: dict[str, torch.Tensor] = {}
     if any("tail" in RECIPES[name] for name in chosen):
         began = time.perf_counter()
-        acts = tail_activations(backbone, photos, Path(settings.cache_dir) / f"tail-{backbone.fingerprint[:16]}.pt")
+        acts = tail_activations(
+            backbone, photos, Path(settings.cache_dir) / f"tail-{backbone.fingerprint[:16]}-{DECODE_VERSION}.pt"
+        )
         head_inputs = tail_inputs(backbone, acts[:, :1], "head")[:, 0]
         net = backbone.model.timm_model
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
