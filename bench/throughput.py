@@ -209,8 +209,11 @@ def cpu_name() -> str:
 
 
 def pixel_batches(classifier, paths, batch_size) -> list[torch.Tensor]:
+    """Full batches only: a last, smaller one would make torch.compile compile again inside the timing."""
     images = [load_image(p, side=classifier.decode_side).image for p in paths]
-    return [classifier.preprocess(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    return [
+        classifier.preprocess(images[i : i + batch_size]) for i in range(0, len(images) - batch_size + 1, batch_size)
+    ]
 
 
 def shapes_ceiling(classifier, batch, peaks) -> float:

@@ -73,6 +73,8 @@ class LoadedImage:
     file_name: str  # sanitised, for display only: never a path
     width: int  # of the file, after orientation (not of `image`, which may be smaller)
     height: int
+    # perceptual_hash(image), when the decoding thread was asked for it (ingest: off the storing thread)
+    phash: str = ""
 
     @property
     def size_bytes(self) -> int:
@@ -281,6 +283,7 @@ def load_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     name: str | None = None,
     side: int = MODEL_SIDE,
+    phash: bool = False,
 ) -> LoadedImage:
     """Open a photo for the model: an upright RGB image, or a clear refusal.
 
@@ -302,7 +305,7 @@ def load_image(
     """
     data, source_name = read_source(source, max_bytes)
     name = display_name(name) if name else source_name
-    return decode_image(data, name=name, max_pixels=max_pixels, side=side)
+    return decode_image(data, name=name, max_pixels=max_pixels, side=side, phash=phash)
 
 
 def decode_image(
@@ -312,6 +315,7 @@ def decode_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     budget: DecodeBudget | None = None,
     side: int = MODEL_SIDE,
+    phash: bool = False,
 ) -> LoadedImage:
     """Decode bytes already read: the one decode of every path (see load_image for the checks made).
 
@@ -351,6 +355,7 @@ def decode_image(
         file_name=name,
         width=width,
         height=height,
+        phash=perceptual_hash(rgb) if phash else "",
     )
 
 

@@ -87,7 +87,7 @@ def store_photo(
     image = record_image(session, loaded, source=source, added_by=added_by, stored_path=stored_path)
     record_prediction(session, image, result)
     record_embedding(session, image.id, result.fingerprint, result.embedding)
-    record_hash(session, image.id, perceptual_hash(loaded.image))
+    record_hash(session, image.id, loaded.phash or perceptual_hash(loaded.image))
     return image
 
 
@@ -161,7 +161,7 @@ def ingest_photos(
     # leaving the `with` waits for them, and the next run counts them as already there.
     storing: deque[Future] = deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="foodclf-store") as store:
-        for item in classifier.classify_many(to_classify(), top_k=top_k, max_pixels=settings.max_pixels):
+        for item in classifier.classify_many(to_classify(), top_k=top_k, max_pixels=settings.max_pixels, phash=True):
             while ready:
                 yield ready.popleft()
             index, name = names.pop(id(item.source))

@@ -126,12 +126,12 @@ def reclassify_page(
     if on_photo is not None and len(rows) > len(todo):
         on_photo(len(rows) - len(todo))
     with session_scope(engine) as session:
-        items = classifier.classify_many([store.source(r.stored_path) for r in todo])
+        items = classifier.classify_many([store.source(r.stored_path) for r in todo], phash=True)
         for row, item in zip(todo, items):
             if item.ok:
                 record_prediction(session, session.get(ImageRow, row.image_id), item.result)
                 record_embedding(session, row.image_id, item.result.fingerprint, item.result.embedding)
-                record_hash(session, row.image_id, perceptual_hash(item.loaded.image))
+                record_hash(session, row.image_id, item.loaded.phash or perceptual_hash(item.loaded.image))
                 report.classified += 1
             else:
                 report.failed.append((row.content_id, str(item.error)))
