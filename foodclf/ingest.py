@@ -20,7 +20,14 @@ from sqlalchemy.orm import Session
 
 from db.engine import open_database, session_scope
 from db.models import SOURCES, ImageRow
-from db.records import ImageSummary, image_summary, model_summary, record_image, record_prediction
+from db.records import (
+    ImageSummary,
+    image_summary,
+    model_summary,
+    record_image,
+    record_prediction,
+    stored_content_ids,
+)
 from db.similar import near_duplicate_images, record_embedding, record_hash
 from foodclf.classifier import ClassificationResult, Classifier
 from foodclf.errors import FoodclfError, StorageFailed
@@ -36,6 +43,9 @@ from foodclf.images import (
 from foodclf.settings import Settings, local_user
 from foodclf.store import open_store
 
+# "Already stored?" is asked for this many photos (or bytes read) at once, not photo by photo.
+LOOKUP_PHOTOS = 16
+LOOKUP_BYTES = 32 * 1024 * 1024
 STORE_AHEAD = 32  # classified photos waiting to be stored, at most (their decoded pixels are held meanwhile)
 STORE_FAILED = "This photo could not be saved; the details are in the server log. Please try again."
 
@@ -131,28 +141,46 @@ def ingest_photos(
     again: list[IngestOutcome] = []  # the same photo a second time: answered once the first is stored
     failed: dict[str, FoodclfError] = {}  # content id -> why its first copy was refused
 
-    def to_classify() -> Iterator[tuple[str, bytes]]:
-        for index, (name, photo) in enumerate(photos):
-            try:
-                data, read_name = read_source(photo, settings.max_upload_bytes)  # oversize: refused unread
-            except FoodclfError as err:
-                ready.append(IngestOutcome(index, display_name(name or str(photo)), "refused", error=err))
-                continue
-            name = display_name(name) if name else read_name
-            cid = content_id(data)
-            with session_scope(engine) as session:
-                known = model_summary(session, cid, classifier.fingerprint)
-                twins = near_duplicates(session, known.image_id) if known is not None else ()
-            if known is not None:
-                ready.append(IngestOutcome(index, name, "known", cid, known, near_duplicates=twins))
-                continue
-            if cid in seen:
+    def read(index: int, name: Optional[str], photo) -> Optional[tuple[int, str, bytes, str]]:
+        try:
+            data, read_name = read_source(photo, settings.max_upload_bytes)  # oversize: refused unread
+        except FoodclfError as err:
+            ready.append(IngestOutcome(index, display_name(name or str(photo)), "refused", error=err))
+            return None
+        return index, display_name(name) if name else read_name, data, content_id(data)
+
+    def sift(chunk: list[tuple[int, str, bytes, str]]) -> Iterator[tuple[str, bytes]]:
+        """Hand the model the photos of a chunk not yet stored with its prediction: one query for the chunk."""
+        if not chunk:
+            return
+        with session_scope(engine) as session:
+            stored = stored_content_ids(session, [cid for *_, cid in chunk], classifier.fingerprint)
+            known = {}
+            for cid in stored:
+                summary = model_summary(session, cid, classifier.fingerprint)
+                known[cid] = (summary, near_duplicates(session, summary.image_id) if summary is not None else ())
+        for index, name, data, cid in chunk:
+            if cid in known:
+                summary, twins = known[cid]
+                ready.append(IngestOutcome(index, name, "known", cid, summary, near_duplicates=twins))
+            elif cid in seen:
                 again.append(IngestOutcome(index, name, "known", cid))
-                continue
-            seen.add(cid)
-            pair = (name, data)
-            names[id(pair)] = (index, name)
-            yield pair
+            else:
+                seen.add(cid)
+                pair = (name, data)
+                names[id(pair)] = (index, name)
+                yield pair
+
+    def to_classify() -> Iterator[tuple[str, bytes]]:
+        chunk: list[tuple[int, str, bytes, str]] = []
+        for index, (name, photo) in enumerate(photos):
+            item = read(index, name, photo)
+            if item is not None:
+                chunk.append(item)
+            if len(chunk) >= LOOKUP_PHOTOS or sum(len(data) for _, _, data, _ in chunk) >= LOOKUP_BYTES:
+                yield from sift(chunk)
+                chunk = []
+        yield from sift(chunk)
 
     # Storing (file write and fsync, then the rows) runs in one thread of its own, overlapped with the model's
     # next batch: on the 2-core machine the fsync waits alone cost as much as Lite0's forward pass. One thread,
