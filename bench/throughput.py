@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from db.engine import close_database, open_database  # noqa: E402
 from foodclf.classifier import cpu_has_native_bf16, forget_classifiers, load_classifier, pick_device  # noqa: E402
-from foodclf.engines import _LogitsAndFeatures, import_openvino  # noqa: E402
+from foodclf.engines import LogitsAndFeatures, import_openvino  # noqa: E402
 from foodclf.images import find_images, load_image  # noqa: E402
 from foodclf.ingest import ingest_photos  # noqa: E402
 from foodclf.labels import FOOD101_LABELS  # noqa: E402
@@ -150,7 +150,7 @@ def candidates(fp32, base: Settings, batches, device, peaks, row) -> None:
     openvino32 = load_classifier(base.replace(precision="fp32", engine="openvino"))
     rate, logits = time_raw(lambda b: openvino32._forward(b).logits, batches, device)
     row("c1 OpenVINO raw forward, fp32", rate, peaks["fp32"], logits, openvino32.engine.prepare_seconds)
-    module = _LogitsAndFeatures(fp32.model, None).eval()
+    module = LogitsAndFeatures(fp32.model, None).eval()
     if device.type == "cpu":
         import torch._inductor.config as inductor_config
 
@@ -254,7 +254,7 @@ def openvino_breakdown(classifier, batch, linear_flops: float, peak: float) -> N
     """Where OpenVINO's bf16 forward spends its time, by kind of operation (its own profiler), and what its
     matrix layers reach: the measured reason the whole model stays under the matmul peak."""
     ov = import_openvino()
-    module = _LogitsAndFeatures(classifier.model, None).eval()
+    module = LogitsAndFeatures(classifier.model, None).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         converted = ov.convert_model(module, example_input=batch)

@@ -32,7 +32,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from foodclf.batching import classify_stream
-from foodclf.engines import Engine, prepare_engine
+from foodclf.engines import Engine, LogitsAndFeatures, prepare_engine
 from foodclf.errors import ModelUnavailable
 from foodclf.food_gate import FoodGate, load_food_gate
 from foodclf.images import MODEL_SIDE
@@ -171,10 +171,10 @@ class Classifier:
                 logits = self.model.logit_scale.exp() * image_embeds @ self._text_embeds.T
                 features = image_embeds
             elif self.gate is not None and self.gate.has_head:
-                logits, features = _logits_and_features(self.model, self.gate.head_module, pixel_values)
+                logits, features = LogitsAndFeatures(self.model, self.gate.head_module)(pixel_values)
                 logits = torch.cat([logits.float(), self.gate.imagenet_logits(features)], dim=-1)
             elif self.head_module is not None:
-                logits, features = _logits_and_features(self.model, self.head_module, pixel_values)
+                logits, features = LogitsAndFeatures(self.model, self.head_module)(pixel_values)
             else:
                 logits = self.model(pixel_values=pixel_values).logits
         if features is not None:
@@ -272,17 +272,6 @@ class Classifier:
             "not_food_gate": self.gate is not None,
             "note": self.note,
         }
-
-
-def _logits_and_features(model: torch.nn.Module, head_module: str, pixel_values: torch.Tensor):
-    """The model's logits and the pooled features its classification layer read (for the gate's head)."""
-    captured: list[torch.Tensor] = []
-    hook = model.get_submodule(head_module).register_forward_hook(lambda module, args, output: captured.append(args[0]))
-    try:
-        logits = model(pixel_values=pixel_values).logits
-    finally:
-        hook.remove()
-    return logits, captured[0]
 
 
 def is_convnet(model: torch.nn.Module) -> bool:

@@ -27,6 +27,8 @@ from foodclf.settings import ENGINES
 
 log = logging.getLogger(__name__)
 
+ENGINE_NAMES = {"torch": "PyTorch", "openvino": "OpenVINO"}  # as a person reads them (sidebar, Models page)
+
 # (logits, pooled features or None): what an engine's runner gives back for a pixel batch, as float32 on the CPU.
 Runner = Callable[[torch.Tensor], tuple[torch.Tensor, Optional[torch.Tensor]]]
 
@@ -124,8 +126,9 @@ def prepare_engine(
     return Engine(name, runner, seconds)
 
 
-class _LogitsAndFeatures(torch.nn.Module):
-    """The model's logits and the pooled features its classification layer reads, as one traceable module."""
+class LogitsAndFeatures(torch.nn.Module):
+    """The model's logits and the pooled features its classification layer reads, as one module: what every
+    engine runs (PyTorch calls it, OpenVINO converts it), so embeddings and the not-food gate see the same."""
 
     def __init__(self, model: torch.nn.Module, head_module: Optional[str]):
         super().__init__()
@@ -148,7 +151,7 @@ class _LogitsAndFeatures(torch.nn.Module):
 def _openvino_runner(model, head_module, precision: str, example, cache_dir, fingerprint: str) -> Runner:
     ov = import_openvino()
     core = ov.Core()
-    module = _LogitsAndFeatures(model, head_module).eval()
+    module = LogitsAndFeatures(model, head_module).eval()
     converted = _converted_model(ov, core, module, example, cache_dir, fingerprint)
     # bf16 runs on the CPU's AMX / AVX512-BF16 units; f32 keeps PyTorch's fp32 answers exactly.
     hint = "bf16" if precision == "bf16" else "f32"

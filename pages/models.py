@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from foodclf import model_registry, promotion
+from foodclf.engines import ENGINE_NAMES
 from foodclf.errors import FoodclfError
 from foodclf.export import ExportFilters
 from foodclf.labels import display_label
@@ -70,7 +71,8 @@ def _in_use(models: list[model_registry.TrainedModelInfo]) -> None:
         if loaded is not None:
             st.caption(
                 f"Loaded: `{loaded.model_id}` · fingerprint `{loaded.short_fingerprint}` · "
-                f"{len(loaded.labels)} labels · {loaded.device} · {loaded.precision}"
+                f"{len(loaded.labels)} labels · {loaded.device} · {loaded.precision} · "
+                f"{ENGINE_NAMES[loaded.engine.name]} (prepared in {loaded.engine.prepare_seconds:.1f} s)"
             )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from foodclf.access import Identity
+from foodclf.engines import ENGINE_NAMES
 from foodclf.errors import FoodclfError
 from ui import access, cache, messages
 
@@ -28,10 +29,6 @@ def _model_loading() -> None:
         st.rerun(scope="app")
     st.markdown(":material/hourglass_top: **Loading the model…**")
     st.caption("Pages that need it will wait; the others work already.")
-
-
-# What runs the forward pass (foodclf.engines), as a person reads it.
-ENGINE_NAMES = {"torch": "PyTorch", "openvino": "OpenVINO"}
 
 
 def _model_facts() -> None:
