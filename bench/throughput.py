@@ -9,7 +9,8 @@ Runs, in one process and on the same photos:
   2-3. PyTorch fp32: the raw model forward on pre-made tensors at the batch size, then foodclf's batch path
   4-5. PyTorch with fast arithmetic (bf16 where native): raw forward, batch path
   6-7. the default (FOODCLF_ENGINE=auto, FOODCLF_PRECISION=auto: OpenVINO bf16 on this CPU): raw, batch path
-  8. end to end: foodclf's ingest (decode, classify, store photo and prediction) into a fresh database
+  8. end to end: foodclf's ingest (decode, classify, store photo and prediction) into a fresh database,
+     then the same storing only the photo files (8a) and nothing (8b): what the rows and the files cost
   and the candidates measured and not kept (--no-candidates skips them): OpenVINO fp32, torch.compile
   (inductor) bf16, int8 dynamic quantisation of the Linear layers, ONNX Runtime fp32 (when installed).
 Prints photos/second, each stage's share of the matmul peak of its arithmetic (the model's FLOPs per photo
@@ -30,18 +31,21 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from db.engine import close_database, open_database  # noqa: E402
+from foodclf import ingest  # noqa: E402
 from foodclf.classifier import cpu_has_native_bf16, forget_classifiers, load_classifier, pick_device  # noqa: E402
 from foodclf.engines import LogitsAndFeatures, import_openvino  # noqa: E402
 from foodclf.images import find_images, load_image  # noqa: E402
 from foodclf.ingest import ingest_photos  # noqa: E402
 from foodclf.labels import FOOD101_LABELS  # noqa: E402
 from foodclf.settings import Settings  # noqa: E402
+from foodclf.store import open_store  # noqa: E402
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "food-photos" / "pizza_steak_sushi"
 SEED = 1337
@@ -126,6 +130,9 @@ def main() -> None:
         openvino_breakdown(fp32, batches[0], linear_flops, peaks["bf16"])
     stored = time_ingest(default, base, paths)
     row(f"8 ingest end to end ({name})", stored, default_peak)
+    # Where ingest's time goes: the same run storing only the photo files, then storing nothing.
+    row("8a  ingest, photo files only (no rows)", time_ingest(default, base, paths, store=_files_only), default_peak)
+    row("8b  ingest, nothing stored", time_ingest(default, base, paths, store=_nothing), default_peak)
     if not args.no_candidates:
         candidates(fp32, base, batches, device, peaks, row)
 
@@ -140,7 +147,8 @@ def main() -> None:
     by = {name.split(" ")[0]: rate for name, rate, *_ in rows}
     print(
         f"3/2 = {by['3'] / by['2']:5.2f}   5/4 = {by['5'] / by['4']:5.2f}   7/6 = {by['7'] / by['6']:5.2f}   "
-        f"7/1 = {by['7'] / by['1']:5.2f}   7/3 = {by['7'] / by['3']:5.2f}   8/7 = {by['8'] / by['7']:5.2f}"
+        f"7/1 = {by['7'] / by['1']:5.2f}   7/3 = {by['7'] / by['3']:5.2f}   8/7 = {by['8'] / by['7']:5.2f}   "
+        f"8/8b = {by['8'] / by['8b']:5.2f}   8a/8b = {by['8a'] / by['8b']:5.2f}"
     )
 
 
@@ -340,21 +348,33 @@ def flops_per_photo(classifier, paths) -> float:
     return counter.get_total_flops() / len(images)
 
 
-def time_ingest(classifier, base: Settings, paths) -> float:
-    """foodclf's ingest, the whole way: read, decode, classify, store the file and the rows (a temp SQLite)."""
+def time_ingest(classifier, base: Settings, paths, store=None) -> float:
+    """foodclf's ingest, the whole way: read, decode, classify, store the file and the rows (a temp SQLite).
+
+    store: instead of ingest's own storing step (to see what the rows and the files each cost).
+    """
     work = Path(tempfile.mkdtemp(prefix="foodclf-bench-ingest-"))
     settings = base.replace(database_url=f"sqlite:///{work / 'bench.db'}", image_dir=str(work / "images"))
     engine = open_database(settings)
-    started = time.perf_counter()
-    outcomes = list(
-        ingest_photos(engine, settings, classifier, [(None, p) for p in paths], source="folder", added_by="bench")
-    )
-    seconds = time.perf_counter() - started
+    photos = [(None, p) for p in paths]
+    with mock.patch("foodclf.ingest._store", store or ingest._store):
+        started = time.perf_counter()
+        outcomes = list(ingest_photos(engine, settings, classifier, photos, source="folder", added_by="bench"))
+        seconds = time.perf_counter() - started
     close_database(settings)
     failed = [o for o in outcomes if not o.ok]
     if failed:
         print(f"ingest: {len(failed)} of {len(outcomes)} photos not stored")
     return len(paths) / seconds
+
+
+def _files_only(engine, settings, index, name, loaded, result, source, added_by):
+    open_store(settings.image_dir).save(loaded)  # the file, written and fsync'd as ingest writes it
+    return ingest.IngestOutcome(index, name, "stored", loaded.content_id)
+
+
+def _nothing(engine, settings, index, name, loaded, result, source, added_by):
+    return ingest.IngestOutcome(index, name, "stored", loaded.content_id)
 
 
 def build_vit_base(folder: Path) -> Path:
