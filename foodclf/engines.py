@@ -2,10 +2,11 @@
 
 The classifier keeps one path (`preprocess -> _forward -> postprocess`); an engine only replaces what
 `_forward` calls to turn a pixel batch into logits and pooled features. Measured on the 2-core Xeon
-(AMX) this project runs on (bench/README.md): OpenVINO's bf16 forward is 6x PyTorch's eager one for
-EfficientNet-Lite0 and 1.6x for ViT-Base, at 100 % top-1 agreement with fp32 on 300 real photos. ONNX
-Runtime, int8 dynamic quantisation and torch.compile were measured too and lost on this CPU (compile
-also took 45 s per model and process), so they are not kept. `auto` picks OpenVINO on a CPU and
+(AMX) this project runs on (bench/README.md): OpenVINO's bf16 forward is 3.4x PyTorch's (channels-last)
+bf16 one for EfficientNet-Lite0 (435 against 129 photos/s) and 1.5x for ViT-Base (27.7 against 18.6),
+at 100 % top-1 agreement with fp32 on 300 real photos with a trained Lite0. ONNX Runtime, int8 dynamic
+quantisation and torch.compile were measured too and lost or tied on this CPU (compile also costs 11-14 s
+per model in every process), so they are not kept. `auto` picks OpenVINO on a CPU and
 PyTorch on a GPU (OpenVINO's CPU plugin does not drive CUDA GPUs; no GPU was lent to measure more).
 """
 
