@@ -76,7 +76,9 @@ def test_upload_see_the_answer_confirm_and_the_review_is_stored(settings, tmp_pa
                 ).to_be_visible()
 
                 # Let the page's runs finish first: a file given to an uploader being redrawn is lost
-                # (seen on a loaded machine, after the browser test of double decisions).
+                # (seen on a loaded machine, after the browser test of double decisions). The model loads in
+                # the background and the page reruns once it is ready, so wait for the sidebar's model facts.
+                expect(nav.get_by_text("Fingerprint")).to_be_visible(timeout=WAIT_MS)
                 expect(page.locator("[data-stale=true]")).to_have_count(0, timeout=WAIT_MS)
                 page.wait_for_timeout(500)
                 expect(page.locator("[data-stale=true]")).to_have_count(0, timeout=WAIT_MS)
