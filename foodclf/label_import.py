@@ -24,7 +24,8 @@ from db.records import find_image
 from db.reviews import submit_review
 from foodclf.classifier import load_classifier
 from foodclf.errors import FoodclfError, ReviewConflict, UnknownCategory
-from foodclf.images import load_image
+from foodclf.images import content_id as content_id_of
+from foodclf.images import decode_image, read_source
 from foodclf.ingest import store_photo
 from foodclf.labels import NOT_FOOD, clean_label
 from foodclf.model_registry import active_model_name
@@ -163,16 +164,15 @@ def _import_row(settings, engine, folder: Path, row: dict, reviewer: str, seen: 
     content_id = str(row.get("content_id") or "").strip().lower()
     if not path_text and not content_id:
         raise FoodclfError("no path and no content_id")
-    loaded = None
+    data = None
     if path_text:
         path = Path(path_text).expanduser()
         path = path if path.is_absolute() else folder / path
         if not path.is_file():
             raise FoodclfError(f"no file at {path}")
-        # Decoded as the batch path decodes for this model, so the prediction stored is the one ingest would store.
-        side = _classifier(settings, state).decode_side
-        loaded = load_image(path, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels, side=side)
-        content_id = loaded.content_id
+        # Only read here: a photo already stored is neither decoded nor classified (nor the model loaded).
+        data, name = read_source(path, settings.max_upload_bytes)
+        content_id = content_id_of(data)
     if content_id in seen:
         line, earlier = seen[content_id]
         if earlier != label:
@@ -182,10 +182,17 @@ def _import_row(settings, engine, folder: Path, row: dict, reviewer: str, seen: 
     stored = False
     with session_scope(engine) as session:
         image = find_image(session, content_id)
-        if image is None and loaded is None:
+        if image is None and data is None:
             raise FoodclfError(f"no stored photo has the content id {content_id[:16]}")
         if image is None:
-            result = _classifier(settings, state).classify_image(loaded.image)
+            classifier = _classifier(settings, state)
+            try:
+                # Decoded as the batch path decodes for this model, so the prediction is the one ingest would store.
+                loaded = decode_image(data, name=name, max_pixels=settings.max_pixels, side=classifier.decode_side)
+            except FoodclfError:
+                del seen[content_id]  # an unreadable file is refused on every line that names it
+                raise
+            result = classifier.classify_image(loaded.image)
             image = store_photo(session, settings, loaded, result, source="folder", added_by=reviewer)
             stored = True
         if image.current_label == label or _imported_before(session, image.id, reviewer, label):

@@ -148,3 +148,24 @@ def test_cli_labels_import(env, settings, photos, tmp_path, capsys):
     assert report["added"] == 1 and report["refused"][0]["line"] == 3
     assert main(["labels", "import", str(csv_file)]) == 2
     assert "--reviewer" in capsys.readouterr().err
+
+
+def test_importing_again_neither_loads_the_model_nor_decodes_and_a_bad_file_is_refused_on_each_line(
+    settings, photos, tmp_path, monkeypatch
+):
+    csv_file = write(
+        tmp_path / "labels.csv",
+        "path,label\nphotos/p0.jpg,pizza\nphotos/notes.jpg,pizza\nphotos/notes.jpg,pizza\n",
+    )
+    first = import_labels(settings, csv_file, reviewer="import")
+    assert first.stored == 1 and [line for line, _ in first.refused] == [3, 4]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("loaded a model for photos already stored")
+
+    monkeypatch.setattr("foodclf.label_import.load_classifier", refuse)
+    monkeypatch.setattr("foodclf.label_import.decode_image", refuse)
+    again = import_labels(
+        settings, write(tmp_path / "again.csv", "path,label\nphotos/p0.jpg,pizza\n"), reviewer="import"
+    )
+    assert (again.added, again.stored, again.already, again.refused) == (0, 0, 1, [])
