@@ -60,22 +60,13 @@ class PixelRecipe:
             new_width, new_height = self.side, int(self.side * height / width)
         else:
             new_width, new_height = int(self.side * width / height), self.side
-        crop_height, crop_width = self.crop
+        crop_height, crop_width = self.crop  # at most `side` (pixel_recipe), so inside the resized photo
         # torchvision's CenterCrop: offsets rounded half to even, as Python's round.
         top = int(round((new_height - crop_height) / 2.0))
         left = int(round((new_width - crop_width) / 2.0))
-        if top < 0 or left < 0:  # a crop larger than the resized photo: torchvision pads; so do we, by the plain way
-            return _pad_centre(image.resize((new_width, new_height), self.resample), crop_width, crop_height)
         sx, sy = width / new_width, height / new_height
         box = (left * sx, top * sy, (left + crop_width) * sx, (top + crop_height) * sy)
         return image.resize((crop_width, crop_height), self.resample, box=box)
-
-
-def _pad_centre(image: Image.Image, width: int, height: int) -> Image.Image:
-    canvas = Image.new("RGB", (max(width, image.width), max(height, image.height)))
-    canvas.paste(image, ((canvas.width - image.width) // 2, (canvas.height - image.height) // 2))
-    left, top = (canvas.width - width) // 2, (canvas.height - height) // 2
-    return canvas.crop((left, top, left + width, top + height))
 
 
 def pixel_recipe(processor) -> Optional[PixelRecipe]:
@@ -94,9 +85,12 @@ def pixel_recipe(processor) -> Optional[PixelRecipe]:
     if not isinstance(size, int) or resize.max_size is not None or interpolation not in _RESAMPLE:
         return None  # an exact (height, width) resize or a capped one: left to the processor
     crop_size = tuple(int(v) for v in crop.size)
+    crop_size = crop_size if len(crop_size) == 2 else (crop_size[0], crop_size[0])
+    if max(crop_size) > size:
+        return None  # a crop larger than the resized photo: torchvision pads it; left to the processor
     return PixelRecipe(
         side=size,
-        crop=crop_size if len(crop_size) == 2 else (crop_size[0], crop_size[0]),
+        crop=crop_size,
         resample=_RESAMPLE[interpolation],
         mean=tuple(float(v) for v in torch.as_tensor(normalize.mean).flatten()),
         std=tuple(float(v) for v in torch.as_tensor(normalize.std).flatten()),

@@ -95,3 +95,26 @@ def test_the_classifier_and_training_decode_and_preprocess_alike(settings, tmp_p
     image = item.loaded.image
     assert classifier.preprocess([image]).equal(backbone.preprocess([image]))
     assert classifier.preprocess([image]).equal(classifier.pixels([image]))
+
+
+def test_what_the_recipe_cannot_copy_exactly_is_left_to_the_processor():
+    from types import SimpleNamespace
+
+    from torchvision import transforms
+
+    def timm_like(*steps):
+        return SimpleNamespace(val_transforms=transforms.Compose(list(steps)))
+
+    normalise = transforms.Normalize([0.5] * 3, [0.5] * 3)
+    plain = timm_like(transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(), normalise)
+    assert pixel_recipe(plain) is not None
+    padded = timm_like(transforms.Resize(200), transforms.CenterCrop(224), transforms.ToTensor(), normalise)
+    assert pixel_recipe(padded) is None  # torchvision pads a crop larger than the photo
+    squashed = timm_like(transforms.Resize((224, 224)), transforms.CenterCrop(224), transforms.ToTensor(), normalise)
+    assert pixel_recipe(squashed) is None
+    assert pixel_recipe(timm_like(transforms.Resize(256), transforms.ToTensor(), normalise)) is None
+    # HF processors: the side their resize keeps, unless a crop or a cap makes it unknowable here.
+    assert decode_side(SimpleNamespace(size={"shortest_edge": 224})) == 224
+    assert decode_side(SimpleNamespace(size={"shortest_edge": 224}, do_center_crop=True)) == MODEL_SIDE
+    assert decode_side(SimpleNamespace(size={"shortest_edge": 224, "longest_edge": 1333})) == MODEL_SIDE
+    assert decode_side(SimpleNamespace(size={"height": 384, "width": 600})) == 512  # never above MODEL_SIDE

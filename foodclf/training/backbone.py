@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Optional, Sequence
 
 import torch
@@ -23,7 +24,7 @@ from foodclf.classifier import (
 from foodclf.errors import ModelUnavailable
 from foodclf.food_gate import FoodGate, imagenet_food_gate, load_food_gate
 from foodclf.model_registry import active_model_name
-from foodclf.pixels import decode_side, pixel_recipe
+from foodclf.pixels import PixelRecipe, decode_side, pixel_recipe
 from foodclf.starter_model import EFFICIENTNET_LITE0, STARTER, efficientnet_lite0, imagenet_labels
 
 log = logging.getLogger(__name__)
@@ -55,16 +56,20 @@ class Backbone:
     def feature_dim(self) -> int:
         return self.head.in_features
 
-    @property
+    @cached_property
     def decode_side(self) -> int:
         """The side photos are decoded at, at least: the classifier's, so features match what serving sees."""
         return decode_side(self.processor)
 
+    @cached_property
+    def pixels(self) -> Optional[PixelRecipe]:
+        """The classifier's fast preprocessing for this processor (foodclf.pixels), read once."""
+        return pixel_recipe(self.processor)
+
     def preprocess(self, images) -> torch.Tensor:
         """RGB PIL images -> the pixel batch the model expects (the classifier's own preprocessing)."""
-        recipe = pixel_recipe(self.processor)
-        if recipe is not None:
-            return recipe(images)
+        if self.pixels is not None:
+            return self.pixels(images)
         return self.processor(images=list(images), return_tensors="pt")["pixel_values"]
 
     def features(self, pixel_values: torch.Tensor) -> torch.Tensor:
