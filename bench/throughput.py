@@ -90,10 +90,10 @@ def main() -> None:
     plain = time_plain_pipeline(model_dir, paths, device)
     fp32 = load_classifier(base.replace(precision="fp32", engine="torch"))
     print(f"model load: {fp32.load_seconds:.1f} s (once per process; weights fingerprint included)")
-    flops = flops_per_photo(fp32, paths)
-    print(f"model: {flops / 1e9:.2f} GFLOP per photo (FlopCounterMode, one forward at the batch size)")
     batches = pixel_batches(fp32, paths, args.batch_size)
-    linear_flops = shapes_ceiling(fp32, batches[0], peaks)
+    flops = flops_per_photo(fp32, batches[0])
+    print(f"model: {flops / 1e9:.2f} GFLOP per photo (FlopCounterMode, one forward at the batch size)")
+    linear_flops = shapes_ceiling(fp32, batches[0], peaks, flops)
 
     rows, reference = [], None
 
@@ -224,7 +224,7 @@ def pixel_batches(classifier, paths, batch_size) -> list[torch.Tensor]:
     ]
 
 
-def shapes_ceiling(classifier, batch, peaks) -> float:
+def shapes_ceiling(classifier, batch, peaks, flops: float) -> float:
     """The best the model's Linear layers could do: each one's matmul shape, timed alone, in fp32 and bf16.
 
     Returns the Linear layers' FLOPs per photo (0 for a convolutional network, where this says little)."""
@@ -243,9 +243,7 @@ def shapes_ceiling(classifier, batch, peaks) -> float:
         for hook in hooks:
             hook.remove()
     linear_flops = sum(2 * m * k * n for m, k, n in shapes) / len(batch)
-    with torch.inference_mode():
-        total_flops = _count_flops(classifier, batch)
-    share = linear_flops / total_flops
+    share = linear_flops / flops
     line = f"Linear layers: {share:.0%} of the model's FLOPs in {len(shapes)} matmuls"
     if share < 0.5:
         print(line + " (a convolutional network: the matmul ceiling says little about it)")
@@ -292,15 +290,6 @@ def openvino_breakdown(classifier, batch, linear_flops: float, peak: float) -> N
         )
 
 
-def _count_flops(classifier, batch) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter:
-        classifier.model(pixel_values=batch)
-    return counter.get_total_flops() / len(batch)
-
-
 _MM_CACHE: dict = {}
 
 
@@ -336,16 +325,14 @@ def matmul_peak(dtype, device, n: int = 2048, repeats: int = 8) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def flops_per_photo(classifier, paths) -> float:
+def flops_per_photo(classifier, batch) -> float:
     """The model's floating-point operations per photo (multiply-adds count two), counted by torch."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    images = [load_image(p).image for p in paths[: classifier.batch_size]]
-    batch = classifier.preprocess(images)
     counter = FlopCounterMode(display=False)
     with counter, torch.inference_mode():
         classifier._forward(batch)
-    return counter.get_total_flops() / len(images)
+    return counter.get_total_flops() / len(batch)
 
 
 def time_ingest(classifier, base: Settings, paths, store=None) -> float:
