@@ -110,7 +110,9 @@ def prepare_engine(
         cache_dir: where converted OpenVINO models are kept between processes (None: not kept).
         fingerprint: the model's weights fingerprint, naming its converted copy.
     """
-    name, note = pick_engine(setting, device, zero_shot, openvino_available())
+    # Only where OpenVINO could be picked is it imported (0.7 s): not for `torch`, a GPU or a CLIP model.
+    could_run = setting != "torch" and device.type == "cpu" and not zero_shot
+    name, note = pick_engine(setting, device, zero_shot, could_run and openvino_available())
     if note:
         log.warning("%s; running on PyTorch instead.", note)
     if name == "torch":

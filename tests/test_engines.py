@@ -36,6 +36,20 @@ def textured(tint, seed: int, size=(72, 60)) -> bytes:
     return buffer.getvalue()
 
 
+def settings_in(root, **changes) -> Settings:
+    """Everything under `root` (a SQLite file and folders), fp32 on the CPU, every score kept."""
+    return Settings(
+        database_url=f"sqlite:///{root / 'db.sqlite'}",
+        model_dir=str(root / "models"),
+        cache_dir=str(root / "cache"),
+        image_dir=str(root / "images"),
+        device="cpu",
+        precision="fp32",
+        top_k=0,
+        **changes,
+    )
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny timm convnet whose head `train` fitted on textured photos, and unseen photos to classify."""
@@ -46,17 +60,8 @@ def trained(tmp_path_factory):
         for n in range(10):
             (root / "train" / label / f"{n}.jpg").write_bytes(textured(tint, seed=n))
             (root / "new" / f"{label}-{n}.jpg").write_bytes(textured(tint, seed=1000 + n, size=(90 + n, 64)))
-    settings = Settings(
-        model=str(build_tiny_timm(root / "base", labels=tuple(TINTS))),
-        database_url=f"sqlite:///{root / 'db.sqlite'}",
-        model_dir=str(root / "models"),
-        cache_dir=str(root / "cache"),
-        image_dir=str(root / "images"),
-        device="cpu",
-        precision="fp32",
-        workers=1,
-        batch_size=8,
-        top_k=0,
+    settings = settings_in(
+        root, model=str(build_tiny_timm(root / "base", labels=tuple(TINTS))), workers=1, batch_size=8
     )
     report = train_model(settings, root / "train", base=settings.model, out=root / "model", register=False)
     return settings.replace(model=str(report.folder)), sorted((root / "new").iterdir())
@@ -169,15 +174,7 @@ def test_a_model_openvino_cannot_convert_runs_on_pytorch_with_a_line(trained, mo
 @pytest.mark.skipif(not FOOD_PHOTOS.is_dir(), reason="the shared food photos are not here")
 def test_on_real_photos_a_trained_lite0_keeps_its_top_1_with_openvino_bf16(tmp_path):
     """The issue's bar, on real photos with the real backbone: >= 99 % top-1 agreement with PyTorch fp32."""
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-        model_dir=str(tmp_path / "models"),
-        cache_dir=str(tmp_path / "cache"),
-        image_dir=str(tmp_path / "images"),
-        device="cpu",
-        precision="fp32",
-        top_k=0,
-    )
+    settings = settings_in(tmp_path)
     train_dir = tmp_path / "train"
     for label in ("pizza", "steak", "sushi"):
         (train_dir / label).mkdir(parents=True)
@@ -190,3 +187,16 @@ def test_on_real_photos_a_trained_lite0_keeps_its_top_1_with_openvino_bf16(tmp_p
     _, fast = classify(settings, photos, engine="openvino", precision="bf16")
     agree = sum(a.highest_probability_class == b.highest_probability_class for a, b in zip(fast, expected))
     assert agree / len(photos) >= 0.99, f"{agree} of {len(photos)}"
+
+
+def test_openvino_is_not_even_imported_where_it_cannot_be_picked(monkeypatch):
+    def imported():
+        raise AssertionError("OpenVINO imported (0.7 s) where it cannot run")
+
+    monkeypatch.setattr(engines, "openvino_available", imported)
+    model, example = torch.nn.Linear(2, 2), torch.zeros(1, 3, 8, 8)
+    for setting, device, zero_shot in (("torch", CPU, False), ("auto", GPU, False), ("auto", CPU, True)):
+        engine = engines.prepare_engine(
+            setting, model, head_module=None, precision="fp32", device=device, example=example, zero_shot=zero_shot
+        )
+        assert engine.name == "torch"
