@@ -355,13 +355,15 @@ def time_ingest(classifier, base: Settings, paths, store=None) -> float:
     return len(paths) / seconds
 
 
-def _files_only(engine, settings, index, name, loaded, result, source, added_by):
-    open_store(settings.image_dir).save(loaded)  # the file, written and fsync'd as ingest writes it
-    return ingest.IngestOutcome(index, name, "stored", loaded.content_id)
+def _files_only(engine, settings, group, source, added_by):
+    store = open_store(settings.image_dir)
+    for _, _, loaded, _ in group:
+        store.save(loaded)  # the file, written and fsync'd as ingest writes it
+    return _nothing(engine, settings, group, source, added_by)
 
 
-def _nothing(engine, settings, index, name, loaded, result, source, added_by):
-    return ingest.IngestOutcome(index, name, "stored", loaded.content_id)
+def _nothing(engine, settings, group, source, added_by):
+    return [ingest.IngestOutcome(index, name, "stored", loaded.content_id) for index, name, loaded, _ in group]
 
 
 def build_vit_base(folder: Path) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
@@ -48,26 +48,26 @@ class ImageSummary:
     entropy: Optional[float] = None  # of its scores, in nats
 
 
-def record_image(
+def record_images(
     session: Session,
-    loaded: "LoadedImage",
+    photos: Sequence[tuple["LoadedImage", str]],
     *,
     source: str,
     added_by: str,
-    stored_path: str,
-) -> ImageRow:
-    """Add a photo's row, or return the existing one with the same content id."""
+) -> dict[str, ImageRow]:
+    """Add the rows of the photos not stored yet, in one INSERT; every photo's row by content id, new or existing.
+
+    Args:
+        photos: (loaded photo, its stored path) pairs.
+    """
     if source not in SOURCES:
         raise ValueError(f"source: expected one of {', '.join(SOURCES)}, not {source!r}")
-    existing = find_image(session, loaded.content_id)
-    if existing is not None:
-        return existing
-    new = _insert_if_absent(
-        session,
-        ImageRow,
-        ["content_id"],
+    wanted = {loaded.content_id: (loaded, stored_path) for loaded, stored_path in photos}
+    images = _images_by_content_id(session, list(wanted))
+    added_by = (added_by or "unknown")[:NAME_LENGTH]
+    new = [
         dict(
-            content_id=loaded.content_id,
+            content_id=cid,
             file_name=loaded.file_name[:255],
             stored_path=stored_path,
             width=loaded.width,
@@ -75,62 +75,92 @@ def record_image(
             format=loaded.format,
             size_bytes=loaded.size_bytes,
             source=source,
-            added_by=(added_by or "unknown")[:NAME_LENGTH],
-        ),
-    )
-    return new or session.scalars(select(ImageRow).where(ImageRow.content_id == loaded.content_id)).one()
+            added_by=added_by,
+        )
+        for cid, (loaded, stored_path) in wanted.items()
+        if cid not in images
+    ]
+    images.update((image.content_id, image) for image in insert_absent(session, ImageRow, ["content_id"], new))
+    raced = [cid for cid in wanted if cid not in images]  # stored by another process since the first look
+    images.update(_images_by_content_id(session, raced))
+    return images
+
+
+def record_image(session: Session, loaded: "LoadedImage", *, source: str, added_by: str, stored_path: str) -> ImageRow:
+    """Add a photo's row, or return the existing one with the same content id."""
+    return record_images(session, [(loaded, stored_path)], source=source, added_by=added_by)[loaded.content_id]
+
+
+def record_predictions(
+    session: Session, predictions: Sequence[tuple[ImageRow, "ClassificationResult"]]
+) -> dict[tuple[int, str], PredictionRow]:
+    """Add what models said about photos (once per photo and weights fingerprint: a repeat keeps the first), in
+    one INSERT, and make each new one its photo's latest.
+
+    Returns:
+        Every prediction by (image id, fingerprint), new or recorded before.
+    """
+    values = []
+    laid_out: set[str] = set()
+    for image, result in predictions:
+        scores = [{"label": str(s["label"]), "score": float(s["score"])} for s in result.class_scores]
+        every = list(getattr(result, "all_scores", ()) or ())
+        labels = list(getattr(result, "score_labels", ()) or ())
+        vector = None
+        if every and len(every) == len(labels):
+            if result.fingerprint not in laid_out:
+                ensure_layout(session, result.fingerprint, labels)
+                laid_out.add(result.fingerprint)
+            vector = encode_scores(every)
+        margin, entropy = margin_and_entropy(every if vector is not None else [s["score"] for s in scores])
+        values.append(
+            dict(
+                image_id=image.id,
+                model_id=result.model_id[:255],
+                fingerprint=result.fingerprint,
+                top_label=result.highest_probability_class[:LABEL_LENGTH],
+                top_score=scores[0]["score"] if scores else 0.0,
+                scores=scores,
+                uncertain=bool(result.uncertain),
+                latency_ms=float(result.latency_ms),
+                all_scores=vector,
+                margin=margin,
+                entropy=entropy,
+            )
+        )
+    inserted = insert_absent(session, PredictionRow, ["image_id", "fingerprint"], values)
+    new = {(p.image_id, p.fingerprint): p for p in inserted}
+    found = dict(new)
+    for image, result in predictions:
+        prediction = new.get((image.id, result.fingerprint))
+        if prediction is None:  # recorded before (a rerun, or another process): kept as it was
+            continue
+        image.prediction_id = prediction.id
+        image.top_label = prediction.top_label
+        image.top_score = prediction.top_score
+        image.top_margin = prediction.margin
+        image.top_entropy = prediction.entropy
+    before = [key for key in ((image.id, result.fingerprint) for image, result in predictions) if key not in new]
+    for fingerprint in {f for _, f in before}:
+        ids = [i for i, f in before if f == fingerprint]
+        rows = session.scalars(
+            select(PredictionRow).where(PredictionRow.fingerprint == fingerprint, PredictionRow.image_id.in_(ids))
+        )
+        found.update(((p.image_id, p.fingerprint), p) for p in rows)
+    session.flush()
+    return found
 
 
 def record_prediction(session: Session, image: ImageRow, result: "ClassificationResult") -> PredictionRow:
     """Add what a model said about a photo (once per weights fingerprint) and make it the photo's latest."""
-    where = and_(PredictionRow.image_id == image.id, PredictionRow.fingerprint == result.fingerprint)
-    scores = [{"label": str(s["label"]), "score": float(s["score"])} for s in result.class_scores]
-    top_score = scores[0]["score"] if scores else 0.0
-    every = list(getattr(result, "all_scores", ()) or ())
-    labels = list(getattr(result, "score_labels", ()) or ())
-    vector = None
-    if every and len(every) == len(labels):
-        ensure_layout(session, result.fingerprint, labels)
-        vector = encode_scores(every)
-    margin, entropy = margin_and_entropy(every if vector is not None else [s["score"] for s in scores])
-    prediction = _insert_if_absent(
-        session,
-        PredictionRow,
-        ["image_id", "fingerprint"],
-        dict(
-            image_id=image.id,
-            model_id=result.model_id[:255],
-            fingerprint=result.fingerprint,
-            top_label=result.highest_probability_class[:LABEL_LENGTH],
-            top_score=top_score,
-            scores=scores,
-            uncertain=bool(result.uncertain),
-            latency_ms=float(result.latency_ms),
-            all_scores=vector,
-            margin=margin,
-            entropy=entropy,
-        ),
-    )
-    if prediction is None:  # recorded before (a rerun, or another process): kept as it was
-        return session.scalars(select(PredictionRow).where(where)).one()
-    image.prediction_id = prediction.id
-    image.top_label = prediction.top_label
-    image.top_score = prediction.top_score
-    image.top_margin = prediction.margin
-    image.top_entropy = prediction.entropy
-    session.flush()
-    return prediction
+    return record_predictions(session, [(image, result)])[(image.id, result.fingerprint)]
 
 
 def ensure_layout(session: Session, fingerprint: str, labels: list[str]) -> None:
     """Record a model's label order once (its fingerprint covers the labels, so it never changes)."""
     if session.get(ScoreLayout, fingerprint) is None:
-        _insert_if_absent(
-            session,
-            ScoreLayout,
-            ["fingerprint"],
-            dict(fingerprint=fingerprint, labels=list(labels), created_at=utcnow()),
-        )
+        layout = dict(fingerprint=fingerprint, labels=list(labels), created_at=utcnow())
+        insert_absent(session, ScoreLayout, ["fingerprint"], [layout])
 
 
 def find_image(session: Session, key: int | str) -> Optional[ImageRow]:
@@ -276,12 +306,24 @@ def to_summary(row) -> ImageSummary:
     )
 
 
-def _insert_if_absent(session: Session, model, keys: list[str], values: dict[str, Any]):
-    """INSERT that quietly does nothing when a unique key already exists (another process won the race).
+def _images_by_content_id(session: Session, content_ids: list[str]) -> dict[str, ImageRow]:
+    images: dict[str, ImageRow] = {}
+    for start in range(0, len(content_ids), 500):  # stay under every backend's bound-parameter limit
+        chunk = content_ids[start : start + 500]
+        rows = session.scalars(select(ImageRow).where(ImageRow.content_id.in_(chunk)))
+        images.update((image.content_id, image) for image in rows)
+    return images
+
+
+def insert_absent(session: Session, model, keys: list[str], rows: list[dict[str, Any]]) -> list:
+    """INSERT rows in one statement, quietly leaving out those whose unique key already exists
+    (another process won the race, or a rerun).
 
     Returns:
-        The new row as an ORM object (INSERT ... RETURNING: one round trip), or None if the key existed.
+        The new rows as ORM objects (INSERT ... RETURNING: one round trip), in no particular order.
     """
+    if not rows:
+        return []
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
@@ -290,7 +332,10 @@ def _insert_if_absent(session: Session, model, keys: list[str], values: dict[str
     else:  # other backends: a racing duplicate surfaces as IntegrityError, never as a second row
         from sqlalchemy import insert
 
-        return session.scalars(insert(model).values(**values).returning(model)).one()
-    # ON CONFLICT rather than a SAVEPOINT: pysqlite's deferred BEGIN makes savepoints commit early.
-    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=keys).returning(model)
-    return session.scalars(stmt).one_or_none()
+    stmt = insert(model)
+    if dialect in ("sqlite", "postgresql"):
+        # ON CONFLICT rather than a SAVEPOINT: pysqlite's deferred BEGIN makes savepoints commit early.
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    # Rows as parameters, not in the statement: it compiles once per process, and SQLAlchemy sends them as
+    # multi-row INSERTs ("insertmanyvalues"), so a batch of photos is one round trip per table, not one a photo.
+    return list(session.scalars(stmt.returning(model), rows))

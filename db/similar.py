@@ -27,15 +27,17 @@ the re-rank's fetch (256 x 2.5 KB) is then most of a query's time.
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Optional, Sequence
+from typing import Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from threadpoolctl import ThreadpoolController
 
 from db.models import EmbeddingRow, ImageHashRow, utcnow
-from db.records import _insert_if_absent
+from db.records import insert_absent
 
 VECTOR_DTYPE = "<f2"  # little-endian float16: 2.5 KB a photo at Lite0's 1280 features
 SKETCH_DIM = 128  # numbers per sketch (a multiple of 64: their signs are packed in 64-bit words)
@@ -52,6 +54,23 @@ NEAR_DUPLICATE_BITS = 8
 
 
 # ---- writing ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """numpy's BLAS (OpenBLAS) on one thread for a small product. Its pool's idle workers spin for milliseconds
+    after every call: beside the model's threads that spinning took most of a core, and ingest ran at 91 photos/s
+    instead of 112-125 on the 2-core bench machine (bench/README.md). A lock, as the limit is process-wide."""
+    with _BLAS_LOCK, _blas_pools().limit(limits=1, user_api="blas"):
+        yield
+
+
+@lru_cache(maxsize=1)
+def _blas_pools() -> ThreadpoolController:
+    return ThreadpoolController()  # finds the loaded BLAS libraries: once, it reads the process's shared objects
+
+
+_BLAS_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=8)
@@ -71,28 +90,43 @@ def encode_embeddings(features: np.ndarray) -> list[tuple[bytes, bytes]]:
     """encode_embedding of each row of a (photos, dim) matrix (to float rounding), in one matrix product."""
     vectors = np.asarray(features, dtype=np.float32)
     vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    sketches = vectors @ projection(vectors.shape[1])
+    with one_blas_thread():
+        sketches = vectors @ projection(vectors.shape[1])
     sketches = sketches / np.maximum(np.linalg.norm(sketches, axis=1, keepdims=True), 1e-12)
     vectors, sketches = vectors.astype(VECTOR_DTYPE), sketches.astype(VECTOR_DTYPE)
     return [(vector.tobytes(), sketch.tobytes()) for vector, sketch in zip(vectors, sketches)]
 
 
+def record_embeddings(session: Session, embeddings: Sequence[tuple[int, str, Sequence[float]]]) -> None:
+    """Keep photos' embeddings, (image id, model fingerprint, features) each, in one INSERT per model; once per photo
+    and fingerprint (a second write is ignored)."""
+    by_model: dict[str, list[tuple[int, Sequence[float]]]] = {}
+    for image_id, fingerprint, features in embeddings:
+        if len(features):  # empty: a model whose classification layer was not found, so no similar photos by it
+            by_model.setdefault(fingerprint, []).append((image_id, features))
+    for fingerprint, rows in by_model.items():
+        encoded = encode_embeddings(np.asarray([features for _, features in rows], dtype=np.float32))
+        now = utcnow()
+        values = [
+            dict(image_id=image_id, fingerprint=fingerprint, vector=vector, sketch=sketch, created_at=now)
+            for (image_id, _), (vector, sketch) in zip(rows, encoded)
+        ]
+        insert_absent(session, EmbeddingRow, ["fingerprint", "image_id"], values)
+
+
 def record_embedding(session: Session, image_id: int, fingerprint: str, features: Sequence[float]) -> None:
     """Keep a photo's embedding by one model (once per photo and fingerprint; a second write is ignored)."""
-    if len(features) == 0:
-        return  # a model whose classification layer was not found: no similar photos by it
-    vector, sketch = encode_embedding(features)
-    _insert_if_absent(
-        session,
-        EmbeddingRow,
-        ["fingerprint", "image_id"],
-        dict(image_id=image_id, fingerprint=fingerprint, vector=vector, sketch=sketch, created_at=utcnow()),
-    )
+    record_embeddings(session, [(image_id, fingerprint, features)])
+
+
+def record_hashes(session: Session, hashes: Mapping[int, str]) -> None:
+    """Keep photos' perceptual hashes (image id -> 16 hex digits; once per photo), in one INSERT."""
+    insert_absent(session, ImageHashRow, ["image_id"], [dict(image_id=i, phash=h) for i, h in hashes.items()])
 
 
 def record_hash(session: Session, image_id: int, phash: str) -> None:
     """Keep a photo's perceptual hash (16 hex digits; once per photo)."""
-    _insert_if_absent(session, ImageHashRow, ["image_id"], dict(image_id=image_id, phash=phash))
+    record_hashes(session, {image_id: phash})
 
 
 def embedded_images(session: Session, image_ids: list[int], fingerprint: str) -> set[int]:
@@ -331,7 +365,18 @@ def near_duplicate_images(
     phash = photo_hash(session, image_id)
     if phash is None:
         return None
+    return near_duplicates_of(session, {image_id: phash}, bits)[image_id]
+
+
+def near_duplicates_of(
+    session: Session, hashes: Mapping[int, str], bits: int = NEAR_DUPLICATE_BITS
+) -> dict[int, list[tuple[int, int]]]:
+    """near_duplicate_images of several photos whose hashes are known (image id -> hash): the index is brought
+    up to date once for them all."""
     index = _index(session, ("phash",), _HashIndex)
     with index.lock:
         index.refresh(session)
-        return [(other, distance) for other, distance in index.near(phash, bits) if other != image_id]
+        return {
+            image_id: [(other, distance) for other, distance in index.near(phash, bits) if other != image_id]
+            for image_id, phash in hashes.items()
+        }

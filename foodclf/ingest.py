@@ -13,7 +13,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -22,13 +22,13 @@ from db.engine import open_database, session_scope
 from db.models import SOURCES, ImageRow
 from db.records import (
     ImageSummary,
-    image_summary,
+    image_summaries,
     model_summary,
-    record_image,
-    record_prediction,
+    record_images,
+    record_predictions,
     stored_content_ids,
 )
-from db.similar import near_duplicate_images, record_embedding, record_hash
+from db.similar import near_duplicates_of, photo_hash, record_embeddings, record_hashes
 from foodclf.classifier import ClassificationResult, Classifier
 from foodclf.errors import FoodclfError, StorageFailed
 from foodclf.images import (
@@ -46,7 +46,9 @@ from foodclf.store import open_store
 # "Already stored?" is asked for this many photos (or bytes read) at once, not photo by photo.
 LOOKUP_PHOTOS = 16
 LOOKUP_BYTES = 32 * 1024 * 1024
-STORE_AHEAD = 32  # classified photos waiting to be stored, at most (their decoded pixels are held meanwhile)
+# Classified photos waiting for the storing thread while it stores a group, at most: they go to it together next
+# (their decoded pixels are held meanwhile, so at most twice this many are in memory).
+STORE_AHEAD = 32
 STORE_FAILED = "This photo could not be saved; the details are in the server log. Please try again."
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,35 @@ class IngestOutcome:
         return self.error is None
 
 
+def store_photos(
+    session: Session,
+    settings: Settings,
+    photos: Sequence[tuple[LoadedImage, ClassificationResult]],
+    *,
+    source: str,
+    added_by: str,
+) -> dict[str, ImageRow]:
+    """Keep classified photos: bytes into the image store, then their image, prediction, embedding and perceptual
+    hash rows, one INSERT per table for them all (the embedding from the prediction's own forward pass, the hash
+    from `loaded.image`).
+
+    The bytes are written first (atomically), so a committed row always has its file; the caller commits the
+    session, so the photos are kept together or not at all.
+
+    Returns:
+        Each photo's ImageRow (new, or the existing one for the same content id) by content id, its prediction
+        recorded.
+    """
+    store = open_store(settings.image_dir)
+    saved = [(loaded, store.save(loaded)) for loaded, _ in photos]
+    images = record_images(session, saved, source=source, added_by=added_by)
+    record_predictions(session, [(images[loaded.content_id], result) for loaded, result in photos])
+    rows = [(images[loaded.content_id].id, loaded, result) for loaded, result in photos]
+    record_embeddings(session, [(image_id, result.fingerprint, result.embedding) for image_id, _, result in rows])
+    record_hashes(session, {image_id: loaded.phash or perceptual_hash(loaded.image) for image_id, loaded, _ in rows})
+    return images
+
+
 def store_photo(
     session: Session,
     settings: Settings,
@@ -84,31 +115,25 @@ def store_photo(
     source: str,
     added_by: str,
 ) -> ImageRow:
-    """Keep one classified photo: bytes into the image store, then its image, prediction, embedding and
-    perceptual hash rows (the embedding from the prediction's own forward pass, the hash from `loaded.image`).
-
-    The bytes are written first (atomically), so a committed row always has its file; the caller
-    commits the session.
-
-    Returns:
-        The ImageRow (new, or the existing one for the same content id) with the prediction recorded.
-    """
-    stored_path = open_store(settings.image_dir).save(loaded)
-    image = record_image(session, loaded, source=source, added_by=added_by, stored_path=stored_path)
-    record_prediction(session, image, result)
-    record_embedding(session, image.id, result.fingerprint, result.embedding)
-    record_hash(session, image.id, loaded.phash or perceptual_hash(loaded.image))
-    return image
+    """store_photos for one photo: its ImageRow, with the prediction recorded."""
+    return store_photos(session, settings, [(loaded, result)], source=source, added_by=added_by)[loaded.content_id]
 
 
 def near_duplicates(session: Session, image_id: int) -> tuple[str, ...]:
     """Content ids of the other stored photos that look the same as this one (see db.similar), nearest first."""
-    found = near_duplicate_images(session, image_id) or []
-    if not found:
-        return ()
-    rows = session.execute(select(ImageRow.id, ImageRow.content_id).where(ImageRow.id.in_([i for i, _ in found])))
-    ids = {image_id: cid for image_id, cid in rows}
-    return tuple(ids[i] for i, _ in found if i in ids)
+    phash = photo_hash(session, image_id)
+    return () if phash is None else near_duplicates_by_hash(session, {image_id: phash})[image_id]
+
+
+def near_duplicates_by_hash(session: Session, hashes: Mapping[int, str]) -> dict[int, tuple[str, ...]]:
+    """near_duplicates of photos whose perceptual hashes are known (image id -> hash), in two queries for them all."""
+    found = near_duplicates_of(session, hashes)
+    others = sorted({other for near in found.values() for other, _ in near})
+    ids: dict[int, str] = {}
+    for start in range(0, len(others), 500):  # stay under every backend's bound-parameter limit
+        chunk = others[start : start + 500]
+        ids.update(session.execute(select(ImageRow.id, ImageRow.content_id).where(ImageRow.id.in_(chunk))).all())
+    return {image_id: tuple(ids[i] for i, _ in near if i in ids) for image_id, near in found.items()}
 
 
 def ingest_photos(
@@ -182,29 +207,47 @@ def ingest_photos(
                 chunk = []
         yield from sift(chunk)
 
-    # Storing (file write and fsync, then the rows) runs in one thread of its own, overlapped with the model's
-    # next batch: on the 2-core machine the fsync waits alone cost as much as Lite0's forward pass. One thread,
-    # so writes still go one photo at a time, each in its own transaction, in the order the model answered.
+    # Storing (file writes and fsyncs, then the rows) runs in one thread of its own, overlapped with the model's
+    # next batch: on the 2-core machine the fsync waits alone cost as much as Lite0's forward pass. The photos
+    # the model answered while the thread was busy go to it together, in one transaction (one INSERT per table,
+    # not ten statements a photo); if that fails, each is stored alone, so one bad photo costs only itself.
     # A consumer that stops early (Ctrl-C, a closed request) still gets every photo the model answered stored:
-    # leaving the `with` waits for them, and the next run counts them as already there.
-    storing: deque[Future] = deque()
+    # the `finally` hands the waiting ones over and leaving the `with` waits for them, and the next run counts
+    # them as already there.
+    waiting: list[tuple[int, str, LoadedImage, ClassificationResult]] = []  # answered, not yet handed over
+    storing: Optional[Future] = None  # the group being stored
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="foodclf-store") as store:
-        for item in classifier.classify_many(to_classify(), top_k=top_k, max_pixels=settings.max_pixels, phash=True):
-            while ready:
-                yield ready.popleft()
-            index, name = names.pop(id(item.source))
-            if not item.ok:
-                storing.append(
-                    _done(IngestOutcome(index, name, "refused", content_id(item.source[1]), error=item.error))
-                )
-            else:
-                storing.append(
-                    store.submit(_store, engine, settings, index, name, item.loaded, item.result, source, added_by)
-                )
-            while storing and (storing[0].done() or len(storing) > STORE_AHEAD):
-                yield _finished(storing.popleft().result(), failed)
-        while storing:
-            yield _finished(storing.popleft().result(), failed)
+        try:
+            for item in classifier.classify_many(
+                to_classify(), top_k=top_k, max_pixels=settings.max_pixels, phash=True
+            ):
+                while ready:
+                    yield ready.popleft()
+                index, name = names.pop(id(item.source))
+                if not item.ok:
+                    yield _finished(
+                        IngestOutcome(index, name, "refused", content_id(item.source[1]), error=item.error), failed
+                    )
+                    continue
+                waiting.append((index, name, item.loaded, item.result))
+                if storing is not None and (storing.done() or len(waiting) >= STORE_AHEAD):
+                    for outcome in storing.result():
+                        yield _finished(outcome, failed)
+                    storing = None
+                if storing is None:
+                    storing = store.submit(_store, engine, settings, waiting, source, added_by)
+                    waiting = []
+            if storing is not None:
+                for outcome in storing.result():
+                    yield _finished(outcome, failed)
+                storing = None
+            if waiting:
+                for outcome in _store(engine, settings, waiting, source, added_by):
+                    yield _finished(outcome, failed)
+                waiting = []
+        finally:
+            if waiting:  # the consumer stopped: keep what the model answered
+                store.submit(_store, engine, settings, waiting, source, added_by)
     while ready:
         yield ready.popleft()
     for outcome in again:
@@ -219,12 +262,6 @@ def ingest_photos(
         yield IngestOutcome(outcome.index, outcome.name, "known", outcome.content_id, photo, near_duplicates=twins)
 
 
-def _done(outcome: IngestOutcome) -> Future:
-    future: Future = Future()
-    future.set_result(outcome)
-    return future
-
-
 def _finished(outcome: IngestOutcome, failed: dict[str, FoodclfError]) -> IngestOutcome:
     """An outcome as it is handed out; a refused photo's reason is kept for its copies later in the run."""
     if not outcome.ok and outcome.content_id:
@@ -232,18 +269,44 @@ def _finished(outcome: IngestOutcome, failed: dict[str, FoodclfError]) -> Ingest
     return outcome
 
 
-def _store(engine, settings, index, name, loaded, result, source, added_by) -> IngestOutcome:
-    try:
-        with session_scope(engine) as session:
-            image = store_photo(session, settings, loaded, result, source=source, added_by=added_by)
-            photo = image_summary(session, image.id)  # by row id: the photo is in the session already
-            twins = near_duplicates(session, image.id)
-    except FoodclfError as err:
-        return IngestOutcome(index, name, "refused", loaded.content_id, error=err)
-    except Exception:  # noqa: BLE001  (a full disk or a locked database: this photo fails, the rest go on)
-        log.exception("could not store the photo %s", name)
-        return IngestOutcome(index, name, "refused", loaded.content_id, error=StorageFailed(STORE_FAILED))
-    return IngestOutcome(index, name, "stored", loaded.content_id, photo, result, near_duplicates=twins)
+def _store(engine, settings, group, source, added_by) -> list[IngestOutcome]:
+    """Store a group of classified photos, (index, name, loaded, result) each, in one transaction; if that fails,
+    each alone, so that every photo the others' failure did not concern is kept."""
+    if len(group) > 1:
+        try:
+            return _store_together(engine, settings, group, source, added_by)
+        except Exception:  # noqa: BLE001  (which photo failed is found by storing each alone)
+            log.warning("storing %d photos together failed; storing them one by one", len(group), exc_info=True)
+    outcomes = []
+    for index, name, loaded, result in group:
+        try:
+            outcomes += _store_together(engine, settings, [(index, name, loaded, result)], source, added_by)
+        except FoodclfError as err:
+            outcomes.append(IngestOutcome(index, name, "refused", loaded.content_id, error=err))
+        except Exception:  # noqa: BLE001  (a full disk or a locked database: this photo fails, the rest go on)
+            log.exception("could not store the photo %s", name)
+            outcomes.append(IngestOutcome(index, name, "refused", loaded.content_id, error=StorageFailed(STORE_FAILED)))
+    return outcomes
+
+
+def _store_together(engine, settings, group, source, added_by) -> list[IngestOutcome]:
+    photos = [(loaded, result) for _, _, loaded, result in group]
+    with session_scope(engine) as session:
+        images = store_photos(session, settings, photos, source=source, added_by=added_by)
+        ids = {cid: image.id for cid, image in images.items()}
+        summaries = image_summaries(session, list(ids.values()))  # by row id: the photos are in the session already
+        twins = near_duplicates_by_hash(
+            session, {ids[loaded.content_id]: loaded.phash or perceptual_hash(loaded.image) for loaded, _ in photos}
+        )
+    outcomes = []
+    for index, name, loaded, result in group:
+        image_id = ids[loaded.content_id]
+        outcomes.append(
+            IngestOutcome(
+                index, name, "stored", loaded.content_id, summaries[image_id], result, near_duplicates=twins[image_id]
+            )
+        )
+    return outcomes
 
 
 def ingest_in_order(*args, **kwargs) -> list[IngestOutcome]:

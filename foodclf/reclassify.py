@@ -20,8 +20,8 @@ from sqlalchemy import Engine, func, select
 from db.engine import open_database, session_scope
 from db.models import ImageRow
 from db.photos import stored_photos
-from db.records import predicted_image_ids, record_prediction
-from db.similar import embedded_images, hashed_images, record_embedding, record_hash
+from db.records import predicted_image_ids, record_predictions
+from db.similar import embedded_images, hashed_images, record_embeddings, record_hashes
 from foodclf.classifier import Classifier, load_classifier
 from foodclf.images import perceptual_hash
 from foodclf.model_registry import active_model_name
@@ -125,18 +125,25 @@ def reclassify_page(
     report.already += len(rows) - len(todo)
     if on_photo is not None and len(rows) > len(todo):
         on_photo(len(rows) - len(todo))
+    answered = []  # (row, result, phash): recorded together, one INSERT per table for the page
+    for row, item in zip(todo, classifier.classify_many([store.source(r.stored_path) for r in todo], phash=True)):
+        if item.ok:
+            answered.append((row, item.result, item.loaded.phash or perceptual_hash(item.loaded.image)))
+        else:
+            report.failed.append((row.content_id, str(item.error)))
+        if on_photo is not None:
+            on_photo(1)
     with session_scope(engine) as session:
-        items = classifier.classify_many([store.source(r.stored_path) for r in todo], phash=True)
-        for row, item in zip(todo, items):
-            if item.ok:
-                record_prediction(session, session.get(ImageRow, row.image_id), item.result)
-                record_embedding(session, row.image_id, item.result.fingerprint, item.result.embedding)
-                record_hash(session, row.image_id, item.loaded.phash or perceptual_hash(item.loaded.image))
-                report.classified += 1
-            else:
-                report.failed.append((row.content_id, str(item.error)))
-            if on_photo is not None:
-                on_photo(1)
+        images = {
+            i.id: i
+            for i in session.scalars(select(ImageRow).where(ImageRow.id.in_([r.image_id for r, *_ in answered])))
+        }
+        record_predictions(session, [(images[row.image_id], result) for row, result, _ in answered])
+        record_embeddings(
+            session, [(row.image_id, result.fingerprint, result.embedding) for row, result, _ in answered]
+        )
+        record_hashes(session, {row.image_id: phash for row, _, phash in answered})
+    report.classified += len(answered)
     return report, rows[-1].image_id
 
 

@@ -6,10 +6,12 @@ import io
 
 import numpy as np
 import pytest
+import threadpoolctl
 from PIL import Image
 from sqlalchemy import func, select
 
 from bench.similar import dish_precision
+from db import similar
 from db.engine import session_scope
 from db.models import EmbeddingRow, ImageHashRow, ReviewRow
 from db.records import image_summary
@@ -185,6 +187,26 @@ def test_encoding_many_embeddings_at_once_is_encoding_each():
         for many, one in ((vector, one_vector), (sketch, one_sketch)):
             many, one = np.frombuffer(many, dtype=VECTOR_DTYPE), np.frombuffer(one, dtype=VECTOR_DTYPE)
             assert many.astype(np.float32) == pytest.approx(one.astype(np.float32), abs=1e-3)
+
+
+def blas_threads() -> int:
+    """The most threads any loaded BLAS library (numpy's, scipy's) would use."""
+    return max(pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas")
+
+
+def test_the_sketch_product_runs_on_one_blas_thread_and_leaves_the_pool_as_it_was(monkeypatch):
+    # OpenBLAS's idle workers spin after each call, taking a core from the model (bench/README.md).
+    real, during = similar.projection, []
+
+    def watched(dim):
+        during.append(blas_threads())
+        return real(dim)
+
+    monkeypatch.setattr(similar, "projection", watched)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        encode_embeddings(np.random.default_rng(3).standard_normal((16, 1280)).astype(np.float32))
+        assert (before, during, blas_threads()) == (2, [1], 2)
 
 
 def test_bulk_apply_writes_one_review_per_photo_and_reports_conflicts(engine, session, make_image):
