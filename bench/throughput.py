@@ -344,7 +344,7 @@ def time_ingest(classifier, base: Settings, paths, store=None) -> float:
     settings = base.replace(database_url=f"sqlite:///{work / 'bench.db'}", image_dir=str(work / "images"))
     engine = open_database(settings)
     photos = [(None, p) for p in paths]
-    with mock.patch("foodclf.ingest._store", store or ingest._store):
+    with mock.patch("foodclf.ingest.store_group", store or ingest.store_group):
         started = time.perf_counter()
         outcomes = list(ingest_photos(engine, settings, classifier, photos, source="folder", added_by="bench"))
         seconds = time.perf_counter() - started

@@ -9,8 +9,9 @@ Ingest: the same photos, content ids and predictions as the local engine (foodcl
    refusing oversize or unreadable ones with the local engine's sentences;
 2. a pool of actors, each loading the model and opening the database once, skips photos already
    stored with this model's prediction, classifies the rest through the project's batch path and
-   safe loader, and stores each one with foodclf.ingest.store_photo (bytes first, then its rows in
-   one transaction), so a rerun adds nothing and a killed run keeps what it committed;
+   safe loader, and stores them with foodclf.ingest.store_group (bytes first, then the batch's rows in
+   one transaction, each photo alone if that fails), so a rerun adds nothing and a killed run keeps what
+   it committed;
 3. the driver only counts the outcomes.
 
 Reclassify: the same pages as the local engine (foodclf.reclassify.reclassify_page), spread out: the
@@ -37,9 +38,9 @@ from db.engine import open_database, session_scope
 from db.photos import page_starts
 from db.records import stored_content_ids
 from foodclf.classifier import load_classifier
-from foodclf.errors import FoodclfError, ImageRejected, StorageFailed
+from foodclf.errors import FoodclfError, ImageRejected
 from foodclf.images import FOLDER_EXTENSIONS, content_id, display_name, find_images, read_source
-from foodclf.ingest import STORE_FAILED, IngestReport, store_photo
+from foodclf.ingest import IngestReport, store_group
 from foodclf.reclassify import PAGE, ReclassifyReport, reclassify_page
 from foodclf.settings import Settings, local_user
 from foodclf.store import open_store
@@ -291,25 +292,18 @@ class ClassifyAndStore(ModelActor):
             pair = (display_name(path.rsplit("/", 1)[-1]), bytes(data))
             todo[id(pair)] = row
             pairs.append(pair)
-        options = dict(max_pixels=self.settings.max_pixels)
-        for item in self.classifier.classify_many(pairs, **options):
+        answered = []  # stored together (foodclf.ingest.store_group: one transaction, each alone if that fails)
+        for item in self.classifier.classify_many(pairs, max_pixels=self.settings.max_pixels, phash=True):
             row = todo[id(item.source)]
-            if not item.ok:
+            if item.ok:
+                answered.append((row, item.source[0], item.loaded, item.result))
+            else:
                 errors[row] = str(item.error)
-                continue
-            try:
-                with session_scope(self.engine) as session:
-                    store_photo(
-                        session, self.settings, item.loaded, item.result, source=self.source, added_by=self.added_by
-                    )
-            except FoodclfError as err:
-                errors[row] = str(err)
-                continue
-            except Exception:  # noqa: BLE001  (as the local engine: this photo fails, the rest go on)
-                log.exception("could not store the photo %s", paths[row])
-                errors[row] = str(StorageFailed(STORE_FAILED))
-                continue
-            status[row] = "stored"
+        for outcome in store_group(self.engine, self.settings, answered, self.source, self.added_by):
+            if outcome.ok:
+                status[outcome.index] = "stored"
+            else:
+                errors[outcome.index] = str(outcome.error)
         for cid, row in first.items():  # a later copy of a refused photo is refused for the same reason
             if status[row] == "refused":
                 for other, other_cid in enumerate(ids):

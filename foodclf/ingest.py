@@ -235,19 +235,19 @@ def ingest_photos(
                         yield _finished(outcome, failed)
                     storing = None
                 if storing is None:
-                    storing = store.submit(_store, engine, settings, waiting, source, added_by)
+                    storing = store.submit(store_group, engine, settings, waiting, source, added_by)
                     waiting = []
             if storing is not None:
                 for outcome in storing.result():
                     yield _finished(outcome, failed)
                 storing = None
             if waiting:
-                for outcome in _store(engine, settings, waiting, source, added_by):
+                for outcome in store_group(engine, settings, waiting, source, added_by):
                     yield _finished(outcome, failed)
                 waiting = []
         finally:
             if waiting:  # the consumer stopped: keep what the model answered
-                store.submit(_store, engine, settings, waiting, source, added_by)
+                store.submit(store_group, engine, settings, waiting, source, added_by)
     while ready:
         yield ready.popleft()
     for outcome in again:
@@ -269,9 +269,9 @@ def _finished(outcome: IngestOutcome, failed: dict[str, FoodclfError]) -> Ingest
     return outcome
 
 
-def _store(engine, settings, group, source, added_by) -> list[IngestOutcome]:
+def store_group(engine, settings, group, source, added_by) -> list[IngestOutcome]:
     """Store a group of classified photos, (index, name, loaded, result) each, in one transaction; if that fails,
-    each alone, so that every photo the others' failure did not concern is kept."""
+    each alone, so that every photo the others' failure did not concern is kept. One outcome a photo."""
     if len(group) > 1:
         try:
             return _store_together(engine, settings, group, source, added_by)
