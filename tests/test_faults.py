@@ -228,11 +228,12 @@ def test_server_killed_mid_request_leaves_no_half_photo_and_the_next_request_wor
         )
         uploads = [big_png(shade) for shade in range(0, 240, 30)]
         senders = [threading.Thread(target=send, args=(data,)) for data in uploads]
-        # Staggered, and killed as the first answer comes: later uploads are then being received,
-        # decoded, classified or stored (a fixed sleep let all eight finish first on a quick run).
+        # Closely staggered, and killed as the first answer comes: later uploads are then being received,
+        # decoded, classified or stored (a fixed sleep let all eight finish first on a quick run, and so did
+        # 0.15 s between uploads once one upload took less than that).
         for sender in senders:
             sender.start()
-            time.sleep(0.15)
+            time.sleep(0.02)
             if answers:
                 break
         deadline = time.monotonic() + 60
