@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
 import socket
 import threading
 import time
@@ -32,10 +33,10 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from foodclf.batching import classify_stream
-from foodclf.engines import Engine, LogitsAndFeatures, prepare_engine
-from foodclf.errors import ModelUnavailable
+from foodclf.engines import INT8_PHOTOS, Engine, LogitsAndFeatures, prepare_engine
+from foodclf.errors import FoodclfError, ModelUnavailable
 from foodclf.food_gate import FoodGate, load_food_gate
-from foodclf.images import MODEL_SIDE
+from foodclf.images import MODEL_SIDE, load_image
 from foodclf.labels import FOOD101_LABELS, display_label
 from foodclf.pixels import PixelRecipe, decode_side, pixel_recipe
 from foodclf.settings import DEFAULT_MODEL, Settings
@@ -105,7 +106,7 @@ class Classifier:
     processor: object
     labels: list[str]
     device: torch.device
-    precision: str  # "fp32", "bf16" or "fp16": the arithmetic of the forward pass
+    precision: str  # "fp32", "bf16", "fp16" or "int8" (OpenVINO only): the arithmetic of the forward pass
     fingerprint: str
     uncertainty: Uncertainty = field(default_factory=Uncertainty)
     top_k: int = 5
@@ -316,14 +317,22 @@ def cpu_has_native_bf16() -> bool:
 
 
 def pick_precision(setting: str, device: torch.device) -> str:
-    """auto: bf16 (fp16 on GPUs without it) where the hardware runs it natively, else fp32."""
+    """auto: bf16 (fp16 on GPUs without it) where the hardware runs it natively, else fp32. int8 (CPU only) is
+    passed on: the engine quantises (foodclf.engines.quantized_model)."""
     if setting != "auto":
         if device.type == "cpu" and setting == "fp16":
-            raise ModelUnavailable("FOODCLF_PRECISION=fp16 needs a GPU; use auto, fp32 or bf16 on the CPU.")
+            raise ModelUnavailable("FOODCLF_PRECISION=fp16 needs a GPU; use auto, fp32, bf16 or int8 on the CPU.")
+        if device.type != "cpu" and setting == "int8":
+            raise ModelUnavailable("FOODCLF_PRECISION=int8 runs on the CPU (OpenVINO); use auto, bf16 or fp16 here.")
         return setting
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def float_precision(setting: str, device: torch.device) -> str:
+    """The arithmetic PyTorch runs in: pick_precision, with int8 (OpenVINO serving only) taken as auto."""
+    return pick_precision("auto" if setting == "int8" else setting, device)
 
 
 # ---- loading --------------------------------------------------------------------------------
@@ -411,7 +420,8 @@ def _still_held(key: tuple) -> Classifier | None:
 def _load(model_id: str, settings: Settings, fallback: bool = False) -> Classifier:
     started = time.perf_counter()
     device = pick_device(settings.device)
-    precision = pick_precision(settings.precision, device)
+    int8 = pick_precision(settings.precision, device) == "int8"
+    precision = float_precision(settings.precision, device)  # int8: what loads, and runs if int8 cannot
     if model_id == STARTER:
         classifier = _load_starter(settings, device, precision, offline=False)
     else:
@@ -436,17 +446,43 @@ def _load(model_id: str, settings: Settings, fallback: bool = False) -> Classifi
         zero_shot=classifier.zero_shot,
         cache_dir=settings.cache_dir,
         fingerprint=classifier.fingerprint,
+        int8=int8,
+        calibration=calibration_batches(classifier, settings.image_dir) if int8 else (),
     )
+    if classifier.engine.int8:
+        classifier.precision = "int8"
     classifier.load_seconds = time.perf_counter() - started
     log.info(
         "loaded %s (%s, %s, %s engine) in %.1f s",
         classifier.model_id,
         device,
-        precision,
+        classifier.precision,
         classifier.engine.name,
         classifier.load_seconds,
     )
     return classifier
+
+
+def calibration_batches(classifier: Classifier, image_dir: str) -> list[torch.Tensor]:
+    """Pixel batches of up to INT8_PHOTOS stored photos, for int8's calibration and check: the first the image
+    folder lists (named by content hash, so in no meaningful order), read without listing a large store whole.
+    None from an object store (s3://...): int8 then says it found no photos."""
+    folder = Path(image_dir)
+    if "://" in image_dir or not folder.is_dir():
+        return []
+    images = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if len(images) >= INT8_PHOTOS:
+                break
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            try:
+                images.append(load_image(entry.path, side=classifier.decode_side).image)
+            except FoodclfError:  # not a photo we can read: the next one
+                continue
+    size = classifier.batch_size
+    return [classifier.preprocess(images[i : i + size]) for i in range(0, len(images), size)]
 
 
 def _load_model(model_id: str, settings: Settings, device, precision: str, offline: bool) -> Classifier:

@@ -4,10 +4,13 @@ The classifier keeps one path (`preprocess -> _forward -> postprocess`); an engi
 `_forward` calls to turn a pixel batch into logits and pooled features. Measured on the 2-core Xeon
 (AMX) this project runs on (bench/README.md): OpenVINO's bf16 forward is 3.4x PyTorch's (channels-last)
 bf16 one for EfficientNet-Lite0 (435 against 129 photos/s) and 1.5x for ViT-Base (27.7 against 18.6),
-at 100 % top-1 agreement with fp32 on 300 real photos with a trained Lite0. ONNX Runtime, int8 dynamic
-quantisation and torch.compile were measured too and lost or tied on this CPU (compile also costs 11-14 s
-per model in every process), so they are not kept. `auto` picks OpenVINO on a CPU and
+at 100 % top-1 agreement with fp32 on 300 real photos with a trained Lite0. ONNX Runtime, PyTorch's int8
+dynamic quantisation and torch.compile were measured too and lost or tied on this CPU (compile also costs
+11-14 s per model in every process), so they are not kept. `auto` picks OpenVINO on a CPU and
 PyTorch on a GPU (OpenVINO's CPU plugin does not drive CUDA GPUs; no GPU was lent to measure more).
+FOODCLF_PRECISION=int8 runs OpenVINO on a model NNCF quantised (quantized_model): 1.5x bf16 for ViT-Base,
+1.24x for Lite0. Not `auto`'s choice: it needs stored photos to calibrate on, 10-50 s once per model, and
+a check that it keeps the float model's answers, which only the user's own photos can make.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -29,6 +32,12 @@ from foodclf.settings import ENGINES
 log = logging.getLogger(__name__)
 
 ENGINE_NAMES = {"torch": "PyTorch", "openvino": "OpenVINO"}  # as a person reads them (sidebar, Models page)
+
+# FOODCLF_PRECISION=int8: stored photos read for calibration (NNCF's default subset is 300; 64 gave the figures in
+# bench/README.md), and the share of further ones whose top-1 the int8 model must keep.
+INT8_PHOTOS = 96
+INT8_MIN_PHOTOS = 32
+INT8_AGREEMENT = 0.99
 
 # (logits, pooled features or None): what an engine's runner gives back for a pixel batch, as float32 on the CPU.
 Runner = Callable[[torch.Tensor], tuple[torch.Tensor, Optional[torch.Tensor]]]
@@ -40,8 +49,9 @@ class Engine:
 
     name: str  # torch or openvino: what runs
     runner: Optional[Runner] = None  # None: PyTorch eager (the classifier's own forward)
-    prepare_seconds: float = 0.0  # conversion and compilation, paid once per process and model
+    prepare_seconds: float = 0.0  # conversion, quantisation and compilation, paid once per process and model
     note: str = ""  # why it is not the one asked for (a fallback), for the sidebar and logs
+    int8: bool = False  # the forward pass runs OpenVINO's int8 model (FOODCLF_PRECISION=int8)
 
 
 def import_openvino():
@@ -99,16 +109,21 @@ def prepare_engine(
     zero_shot: bool = False,
     cache_dir: Optional[str] = None,
     fingerprint: str = "",
+    int8: bool = False,
+    calibration: Sequence[torch.Tensor] = (),
 ) -> Engine:
     """Choose and build the engine for a loaded model; any failure falls back to PyTorch with a log line.
 
     Args:
         setting: FOODCLF_ENGINE (auto, torch or openvino).
         head_module: the classification layer whose input is the embedding (None: logits only).
-        precision: fp32, bf16 or fp16, as the classifier resolved it.
+        precision: fp32, bf16 or fp16, as the classifier resolved it (with int8: for the layers left in float).
         example: a pixel batch as the model gets them (conversion traces it; its height and width are kept).
         cache_dir: where converted OpenVINO models are kept between processes (None: not kept).
         fingerprint: the model's weights fingerprint, naming its converted copy.
+        int8: FOODCLF_PRECISION=int8: quantise for OpenVINO (see quantized_model); where that cannot be done
+            the model runs in `precision`, and the engine's note says why.
+        calibration: pixel batches of stored photos for int8's calibration and check.
     """
     # Only where OpenVINO could be picked is it imported (0.7 s): not for `torch`, a GPU or a CLIP model.
     could_run = setting != "torch" and device.type == "cpu" and not zero_shot
@@ -116,17 +131,24 @@ def prepare_engine(
     if note:
         log.warning("%s; running on PyTorch instead.", note)
     if name == "torch":
+        if int8:
+            note = "; ".join(filter(None, [note, f"FOODCLF_PRECISION=int8 runs on OpenVINO only: running {precision}"]))
+            log.warning("FOODCLF_PRECISION=int8 runs on OpenVINO only; running %s.", precision)
         return Engine("torch", note=note)
     started = time.perf_counter()
     try:
-        runner = _openvino_runner(model, head_module, precision, example, cache_dir, fingerprint)
+        runner, int8_note = _openvino_runner(
+            model, head_module, precision, example, cache_dir, fingerprint, calibration if int8 else None
+        )
     except Exception as err:  # noqa: BLE001  (a runtime's own errors vary by version: every one means "use PyTorch")
         note = f"FOODCLF_ENGINE={setting}: {name} could not run this model ({type(err).__name__}: {err})"
         log.warning("%s; running on PyTorch instead.", note)
         return Engine("torch", note=note)
     seconds = time.perf_counter() - started
+    if int8_note:
+        log.warning("%s; running %s.", int8_note, precision)
     log.info("prepared the %s engine in %.1f s", name, seconds)
-    return Engine(name, runner, seconds)
+    return Engine(name, runner, seconds, note=int8_note, int8=int8 and not int8_note)
 
 
 class LogitsAndFeatures(torch.nn.Module):
@@ -151,17 +173,27 @@ class LogitsAndFeatures(torch.nn.Module):
         return logits, captured[0].flatten(1)
 
 
-def _openvino_runner(model, head_module, precision: str, example, cache_dir, fingerprint: str) -> Runner:
+def _openvino_runner(
+    model, head_module, precision: str, example, cache_dir, fingerprint: str, calibration
+) -> tuple[Runner, str]:
+    """OpenVINO's runner for the model, and why it is not int8 when int8 was asked for (calibration not None)."""
     ov = import_openvino()
     core = ov.Core()
     module = LogitsAndFeatures(model, head_module).eval()
-    converted = _converted_model(ov, core, module, example, cache_dir, fingerprint)
+    path = _cache_path(ov, cache_dir, fingerprint, example)
+    converted = _converted_model(ov, core, module, example, path)
     # bf16 runs on the CPU's AMX / AVX512-BF16 units; f32 keeps PyTorch's fp32 answers exactly.
     hint = "bf16" if precision == "bf16" else "f32"
     # Threads not pinned to cores: the decoding threads share the cores with the model, and a pinned thread
     # cannot move off a core one of them holds. Ingest on the 2-core bench machine, 15 interleaved runs each:
     # 129 photos/s unpinned against 124 pinned (bench/README.md).
     config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
+    int8_note = ""
+    if calibration is not None:
+        transformer = any("attention" in type(m).__name__.lower() for m in model.modules())
+        int8_path = path.with_name(path.stem + "-int8.xml") if path is not None else None
+        quantized, int8_note = quantized_model(core, converted, calibration, config, int8_path, transformer)
+        converted = quantized if quantized is not None else converted
     compiled = core.compile_model(converted, "CPU", config)
     request = compiled.create_infer_request()
     has_features = head_module is not None
@@ -174,16 +206,84 @@ def _openvino_runner(model, head_module, precision: str, example, cache_dir, fin
         return logits, features
 
     run(example)  # the first inference allocates and picks kernels: paid here, not by the first photo
-    return run
+    return run, int8_note
 
 
-def _converted_model(ov, core, module, example, cache_dir, fingerprint: str):
-    """The model in OpenVINO's form: read from the cache when this model was converted before, else traced."""
-    path = None
-    if cache_dir and fingerprint:
-        height, width = example.shape[-2:]
-        version = ov.__version__.split("-")[0]
-        path = Path(cache_dir) / "openvino" / f"{fingerprint[:32]}-{height}x{width}-ov{version}.xml"
+def quantized_model(core, converted, calibration: Sequence[torch.Tensor], config: dict, path, transformer: bool):
+    """The model quantised to int8 by NNCF's post-training quantisation, or None and why not.
+
+    Calibrated on stored photos (activation ranges need real photos), then checked: on further stored photos
+    the int8 model's top-1 must agree with the float model's on at least INT8_AGREEMENT of them, else the
+    float model runs. Measured (bench/README.md): ViT-Base 26.9 -> 40.3 photos/s, Lite0 358 -> 444,
+    at 99.7 % top-1 agreement with fp32 on the 300 shared photos for a trained Lite0. Kept beside the
+    converted model once made.
+
+    Returns:
+        (the int8 model, "") or (None, a line saying why it is not used).
+    """
+    photos = sum(len(batch) for batch in calibration)
+    if photos < INT8_MIN_PHOTOS:
+        return None, (
+            f"FOODCLF_PRECISION=int8 is calibrated on stored photos: it needs at least {INT8_MIN_PHOTOS}, "
+            f"there are {photos}"
+        )
+    if path is not None and path.is_file() and path.with_suffix(".bin").is_file():
+        try:
+            return core.read_model(str(path)), ""
+        except RuntimeError as err:  # a truncated copy: quantise again
+            log.warning("could not read the int8 model %s (%s); quantising again", path, err)
+    try:
+        import nncf  # imported only for int8: 1-2 s
+    except ImportError:
+        return None, "FOODCLF_PRECISION=int8: the nncf package is not installed"
+    pixels = torch.cat(list(calibration)).float()
+    check = max(INT8_MIN_PHOTOS // 4, len(pixels) // 3)  # the last third: photos the calibration did not see
+    fit, held_out = pixels[:-check], pixels[-check:]
+    batches = [fit[i : i + 16].numpy() for i in range(0, len(fit), 16)]
+    kind = nncf.ModelType.TRANSFORMER if transformer else None
+    quantized = nncf.quantize(converted, nncf.Dataset(batches), subset_size=len(fit), model_type=kind)
+    ours = _top1(core.compile_model(quantized, "CPU", config), held_out)
+    theirs = _top1(core.compile_model(converted, "CPU", config), held_out)
+    agreement = float((ours == theirs).mean())
+    if agreement < INT8_AGREEMENT:
+        return None, (
+            f"FOODCLF_PRECISION=int8: its top-1 agreed with the float model's on {agreement:.0%} of {check} stored "
+            f"photos, under {INT8_AGREEMENT:.0%}"
+        )
+    log.info(
+        "quantised to int8: top-1 agrees with the float model on %.0f%% of %d stored photos", 100 * agreement, check
+    )
+    if path is not None:
+        _save_converted(import_openvino(), quantized, path)
+    return quantized, ""
+
+
+def _top1(compiled, pixels: torch.Tensor):
+    request = compiled.create_infer_request()
+    return (
+        torch.cat(
+            [
+                torch.from_numpy(request.infer({0: pixels[i : i + 16].numpy()})[0].copy())
+                for i in range(0, len(pixels), 16)
+            ]
+        )
+        .argmax(1)
+        .numpy()
+    )
+
+
+def _cache_path(ov, cache_dir, fingerprint: str, example) -> Optional[Path]:
+    """Where this model's converted copy is kept (None: not kept)."""
+    if not (cache_dir and fingerprint):
+        return None
+    height, width = example.shape[-2:]
+    version = ov.__version__.split("-")[0]
+    return Path(cache_dir) / "openvino" / f"{fingerprint[:32]}-{height}x{width}-ov{version}.xml"
+
+
+def _converted_model(ov, core, module, example, path: Optional[Path]):
+    """The model in OpenVINO's form: read from `path` when this model was converted before, else traced."""
+    if path is not None:
         if path.is_file() and path.with_suffix(".bin").is_file():
             try:
                 return core.read_model(str(path))

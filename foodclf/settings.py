@@ -16,6 +16,7 @@ from typing import Mapping
 from foodclf.errors import SettingsError
 
 DEFAULT_MODEL = "nateraw/food"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # FOODCLF_PRECISION's values (int8: foodclf.engines)
 ENGINES = ("auto", "torch", "openvino")  # FOODCLF_ENGINE's values (foodclf.engines runs them)
 
 
@@ -94,7 +95,8 @@ class Settings:
     precision: str = _setting(
         "auto",
         "FOODCLF_PRECISION",
-        "auto, fp32, bf16 or fp16; auto uses bf16 only where the hardware runs it natively.",
+        "auto, fp32, bf16, fp16 (GPU) or int8 (CPU, OpenVINO: quantised once per model on stored photos and kept "
+        "only if its top-1 agrees with the float model's); auto uses bf16 only where the hardware runs it natively.",
     )
     engine: str = _setting(
         "auto",
@@ -149,7 +151,7 @@ class Settings:
         _check(self.decode_wait_s >= 0, "FOODCLF_DECODE_WAIT_S", "0 or more")
         _check(self.batch_size >= 1, "FOODCLF_BATCH_SIZE", "1 or more")
         _check(self.workers >= 0, "FOODCLF_WORKERS", "0 or more")
-        _check(self.precision in ("auto", "fp32", "bf16", "fp16"), "FOODCLF_PRECISION", "one of auto, fp32, bf16, fp16")
+        _check(self.precision in PRECISIONS, "FOODCLF_PRECISION", "one of auto, fp32, bf16, fp16, int8")
         _check(self.engine in ENGINES, "FOODCLF_ENGINE", "one of " + ", ".join(ENGINES))
         _check(
             self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),

@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 from foodclf import engines
-from foodclf.classifier import forget_classifiers, load_classifier
+from foodclf.classifier import cpu_has_native_bf16, forget_classifiers, load_classifier, pick_precision
 from foodclf.engines import import_openvino, pick_engine
-from foodclf.errors import SettingsError
+from foodclf.errors import ModelUnavailable, SettingsError
 from foodclf.images import find_images
 from foodclf.settings import Settings, load_settings
 from foodclf.training.train import train_model
@@ -104,11 +104,14 @@ def test_the_converted_model_is_kept_and_read_back_by_the_next_process(trained, 
 
 
 def test_openvino_sends_nothing_home(trained, tmp_path, monkeypatch):
-    # Its converter keeps a client id and usage statistics in ~/intel and sends them unless told not to.
+    # Its converter, and NNCF's quantiser through it, keep a client id and usage statistics in ~/intel and
+    # send them unless told not to.
     monkeypatch.setenv("HOME", str(tmp_path))
     settings, paths = trained
-    classifier, _ = classify(settings, paths[:2], engine="openvino", cache_dir=str(tmp_path / "cache"))
-    assert classifier.engine.name == "openvino"
+    stored_photos(tmp_path / "images", 32)
+    changes = dict(engine="openvino", precision="int8", cache_dir=str(tmp_path / "cache"))
+    classifier, _ = classify(settings, paths[:2], image_dir=str(tmp_path / "images"), **changes)
+    assert (classifier.engine.name, classifier.precision) == ("openvino", "int8")
     assert not (tmp_path / "intel").exists()
     import_openvino()
     assert sys.modules["openvino_telemetry"] is None
@@ -187,6 +190,77 @@ def test_on_real_photos_a_trained_lite0_keeps_its_top_1_with_openvino_bf16(tmp_p
     _, fast = classify(settings, photos, engine="openvino", precision="bf16")
     agree = sum(a.highest_probability_class == b.highest_probability_class for a, b in zip(fast, expected))
     assert agree / len(photos) >= 0.99, f"{agree} of {len(photos)}"
+
+
+def stored_photos(folder, count: int):
+    """`count` textured photos in an image folder, as ingest leaves them (int8 calibrates on these)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tints = list(TINTS.values())
+    for n in range(count):
+        (folder / f"{n:04d}.jpg").write_bytes(textured(tints[n % 3], seed=5000 + n, size=(80 + n % 7, 66)))
+
+
+def test_int8_is_quantised_on_stored_photos_keeps_the_top_1_and_is_kept_for_the_next_process(
+    trained, tmp_path, monkeypatch
+):
+    settings, paths = trained
+    settings = settings.replace(image_dir=str(tmp_path / "images"), cache_dir=str(tmp_path / "cache"))
+    stored_photos(tmp_path / "images", 48)
+    _, expected = classify(settings, paths, engine="torch")
+    int8, answers = classify(settings, paths, precision="int8")
+    assert (int8.engine.name, int8.engine.int8, int8.precision, int8.engine.note) == ("openvino", True, "int8", "")
+    assert int8.describe()["precision"] == "int8"
+    assert [r.highest_probability_class for r in answers] == [r.highest_probability_class for r in expected]
+    assert all(len(r.embedding) for r in answers)  # the features still come with each answer
+    assert len(list((tmp_path / "cache" / "openvino").glob("*-int8.xml"))) == 1
+    monkeypatch.setitem(sys.modules, "nncf", None)  # the next process reads the kept int8 model: no NNCF needed
+    again, _ = classify(settings, paths[:1], precision="int8")
+    assert (again.precision, again.engine.note) == ("int8", "")
+
+
+@pytest.mark.parametrize(
+    "photos, change, note",
+    [
+        (5, {}, "FOODCLF_PRECISION=int8 is calibrated on stored photos: it needs at least 32, there are 5"),
+        (48, {"nncf": None}, "FOODCLF_PRECISION=int8: the nncf package is not installed"),
+        (
+            48,
+            {"INT8_AGREEMENT": 1.01},
+            "its top-1 agreed with the float model's on 100% of 16 stored photos, under 101%",
+        ),
+    ],
+)
+def test_int8_that_cannot_be_made_or_checked_runs_in_float_and_says_why(
+    trained, tmp_path, monkeypatch, caplog, photos, change, note
+):
+    settings, paths = trained
+    settings = settings.replace(image_dir=str(tmp_path / "images"), cache_dir=str(tmp_path / "cache"))
+    stored_photos(tmp_path / "images", photos)
+    if "nncf" in change:
+        monkeypatch.setitem(sys.modules, "nncf", None)
+    if "INT8_AGREEMENT" in change:
+        monkeypatch.setattr(engines, "INT8_AGREEMENT", change["INT8_AGREEMENT"])
+    with caplog.at_level(logging.WARNING, logger="foodclf.engines"):
+        classifier, results = classify(settings, paths, precision="int8")
+    float_precision = "bf16" if cpu_has_native_bf16() else "fp32"
+    assert (classifier.engine.name, classifier.engine.int8, classifier.precision) == (
+        "openvino",
+        False,
+        float_precision,
+    )
+    assert note in classifier.engine.note and note in caplog.text
+    assert all(r.highest_probability_class for r in results)
+    assert not list((tmp_path / "cache" / "openvino").glob("*-int8.xml"))
+
+
+def test_int8_is_for_openvino_on_the_cpu(trained, caplog):
+    settings, paths = trained
+    with pytest.raises(ModelUnavailable, match="FOODCLF_PRECISION=int8 runs on the CPU"):
+        pick_precision("int8", GPU)
+    with caplog.at_level(logging.WARNING, logger="foodclf.engines"):
+        classifier, _ = classify(settings, paths[:1], precision="int8", engine="torch")
+    assert classifier.precision != "int8" and "FOODCLF_PRECISION=int8 runs on OpenVINO only" in classifier.engine.note
+    assert "FOODCLF_PRECISION=int8 runs on OpenVINO only" in caplog.text
 
 
 def test_openvino_is_not_even_imported_where_it_cannot_be_picked(monkeypatch):

@@ -12,12 +12,12 @@ from typing import Any, Optional, Sequence
 import torch
 
 from foodclf.classifier import (
+    float_precision,
     is_zero_shot,
     load_error_message,
     load_pretrained,
     looks_local,
     pick_device,
-    pick_precision,
     read_config,
     weights_fingerprint,
 )
@@ -113,7 +113,7 @@ def load_backbone(settings, base: str = EFFICIENTNET_LITE0) -> Backbone:
         ModelUnavailable: the base cannot be loaded or has no single classification layer to replace.
     """
     device = pick_device(settings.device)
-    precision = pick_precision(settings.precision, device)
+    precision = float_precision(settings.precision, device)  # int8 serves only: features are float
     name = active_model_name(settings) if base == CURRENT else base
     if name in (EFFICIENTNET_LITE0, STARTER):  # the starter model is Lite0's ImageNet head and a gate
         name = EFFICIENTNET_LITE0
