@@ -42,8 +42,14 @@ WAIT_MS = 120_000  # a cold server imports torch and loads the model, on 2 cores
 
 def look_at_photo(page) -> None:
     """Wait as a person would before deciding: the dashboard drops a click on a photo shown under
-    ui.decisions.REACTION_S ago (the double-click guard), so a test clicking at once is dropped."""
-    page.wait_for_timeout(int(REACTION_S * 1000) + 300)
+    ui.decisions.REACTION_S ago (the double-click guard), so a test clicking at once is dropped.
+
+    Timed from when the browser's guard saw the photo's view appear, not from when the test saw the page: a
+    photo drawn a moment after the heading (a slow first run) made a fixed wait from the heading too short."""
+    page.wait_for_function(
+        "ms => window.foodclfGuard && performance.now() - window.foodclfGuard.changed > ms",
+        arg=int(REACTION_S * 1000) + 300,
+    )
 
 
 def launch(playwright):
