@@ -255,6 +255,10 @@ def dashboard(settings, monkeypatch) -> Dashboard:
         monkeypatch.setenv(name, value)
     # AppTest clicks right after a run; the reaction-time guard has its own tests (test_pages_review.py).
     monkeypatch.setattr("ui.decisions.REACTION_S", 0.0)
+    # Each AppTest click is its own run, never two callbacks of one browser message; but a quick run put a
+    # click within SAME_INPUT_S of the one before, and it was dropped as the same key press (the browser
+    # tests keep the guard).
+    monkeypatch.setattr("ui.decisions.SAME_INPUT_S", 0.0)
     clear_streamlit_caches()
     engine = open_database(settings)
     yield Dashboard(settings, engine)
