@@ -216,7 +216,8 @@ def quantized_model(core, converted, calibration: Sequence[torch.Tensor], config
     the int8 model's top-1 must agree with the float model's on at least INT8_AGREEMENT of them, else the
     float model runs. Measured (bench/README.md): ViT-Base 26.9 -> 40.3 photos/s, Lite0 358 -> 444,
     at 99.7 % top-1 agreement with fp32 on the 300 shared photos for a trained Lite0. Kept beside the
-    converted model once made.
+    converted model once made; a refusal is kept there too, so a model that failed its check is not
+    quantised again at every start.
 
     Returns:
         (the int8 model, "") or (None, a line saying why it is not used).
@@ -232,6 +233,9 @@ def quantized_model(core, converted, calibration: Sequence[torch.Tensor], config
             return core.read_model(str(path)), ""
         except RuntimeError as err:  # a truncated copy: quantise again
             log.warning("could not read the int8 model %s (%s); quantising again", path, err)
+    refused = path.with_suffix(".refused") if path is not None else None
+    if refused is not None and refused.is_file():  # checked before: not quantised again at every start
+        return None, refused.read_text(encoding="utf-8").strip()
     try:
         import nncf  # imported only for int8: 1-2 s
     except ImportError:
@@ -246,10 +250,17 @@ def quantized_model(core, converted, calibration: Sequence[torch.Tensor], config
     theirs = _top1(core.compile_model(converted, "CPU", config), held_out)
     agreement = float((ours == theirs).mean())
     if agreement < INT8_AGREEMENT:
-        return None, (
+        why = (
             f"FOODCLF_PRECISION=int8: its top-1 agreed with the float model's on {agreement:.0%} of {check} stored "
             f"photos, under {INT8_AGREEMENT:.0%}"
         )
+        if refused is not None:  # remembered for this model (the cache folder's file can be deleted to retry)
+            try:
+                refused.parent.mkdir(parents=True, exist_ok=True)
+                refused.write_text(why + "\n", encoding="utf-8")
+            except OSError as err:
+                log.warning("could not remember the int8 refusal in %s (%s)", refused, err)
+        return None, why
     log.info(
         "quantised to int8: top-1 agrees with the float model on %.0f%% of %d stored photos", 100 * agreement, check
     )

@@ -251,6 +251,11 @@ def test_int8_that_cannot_be_made_or_checked_runs_in_float_and_says_why(
     assert note in classifier.engine.note and note in caplog.text
     assert all(r.highest_probability_class for r in results)
     assert not list((tmp_path / "cache" / "openvino").glob("*-int8.xml"))
+    if "INT8_AGREEMENT" in change:  # a failed check is remembered: the next start does not quantise again
+        monkeypatch.setattr(engines, "INT8_AGREEMENT", 0.0)
+        monkeypatch.setitem(sys.modules, "nncf", None)
+        again, _ = classify(settings, paths[:1], precision="int8")
+        assert (again.engine.int8, again.engine.note) == (False, classifier.engine.note)
 
 
 def test_int8_is_for_openvino_on_the_cpu(trained, caplog):
