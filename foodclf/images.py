@@ -80,6 +80,10 @@ class LoadedImage:
     def size_bytes(self) -> int:
         return len(self.data)
 
+    def perceptual_hash(self) -> str:
+        """`phash` as the decoding thread computed it, or computed now (perceptual_hash of `image`)."""
+        return self.phash or perceptual_hash(self.image)
+
     @property
     def extension(self) -> str:
         return EXTENSION_BY_FORMAT.get(self.format, "img")

@@ -37,7 +37,6 @@ from foodclf.images import (
     content_id,
     display_name,
     find_images,
-    perceptual_hash,
     read_source,
 )
 from foodclf.settings import Settings, local_user
@@ -102,7 +101,7 @@ def store_photos(
     record_predictions(session, [(images[loaded.content_id], result) for loaded, result in photos])
     rows = [(images[loaded.content_id].id, loaded, result) for loaded, result in photos]
     record_embeddings(session, [(image_id, result.fingerprint, result.embedding) for image_id, _, result in rows])
-    record_hashes(session, {image_id: loaded.phash or perceptual_hash(loaded.image) for image_id, loaded, _ in rows})
+    record_hashes(session, {image_id: loaded.perceptual_hash() for image_id, loaded, _ in rows})
     return images
 
 
@@ -296,7 +295,7 @@ def _store_together(engine, settings, group, source, added_by) -> list[IngestOut
         ids = {cid: image.id for cid, image in images.items()}
         summaries = image_summaries(session, list(ids.values()))  # by row id: the photos are in the session already
         twins = near_duplicates_by_hash(
-            session, {ids[loaded.content_id]: loaded.phash or perceptual_hash(loaded.image) for loaded, _ in photos}
+            session, {ids[loaded.content_id]: loaded.perceptual_hash() for loaded, _ in photos}
         )
     outcomes = []
     for index, name, loaded, result in group:

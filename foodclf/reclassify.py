@@ -23,7 +23,6 @@ from db.photos import stored_photos
 from db.records import predicted_image_ids, record_predictions
 from db.similar import embedded_images, hashed_images, record_embeddings, record_hashes
 from foodclf.classifier import Classifier, load_classifier
-from foodclf.images import perceptual_hash
 from foodclf.model_registry import active_model_name
 from foodclf.settings import Settings
 from foodclf.store import open_store
@@ -128,7 +127,7 @@ def reclassify_page(
     answered = []  # (row, result, phash): recorded together, one INSERT per table for the page
     for row, item in zip(todo, classifier.classify_many([store.source(r.stored_path) for r in todo], phash=True)):
         if item.ok:
-            answered.append((row, item.result, item.loaded.phash or perceptual_hash(item.loaded.image)))
+            answered.append((row, item.result, item.loaded.perceptual_hash()))
         else:
             report.failed.append((row.content_id, str(item.error)))
         if on_photo is not None:
