@@ -41,6 +41,7 @@ from foodclf.labels import FOOD101_LABELS, display_label
 from foodclf.pixels import PixelRecipe, decode_side, pixel_recipe
 from foodclf.settings import DEFAULT_MODEL, Settings
 from foodclf.starter_model import STARTER, ensure_starter_model, starter_note
+from foodclf.store import ImageStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -446,8 +447,7 @@ def _load(model_id: str, settings: Settings, fallback: bool = False) -> Classifi
         zero_shot=classifier.zero_shot,
         cache_dir=settings.cache_dir,
         fingerprint=classifier.fingerprint,
-        int8=int8,
-        calibration=calibration_batches(classifier, settings.image_dir) if int8 else (),
+        int8_photos=(lambda: calibration_batches(classifier, settings.image_dir)) if int8 else None,
     )
     if classifier.engine.int8:
         classifier.precision = "int8"
@@ -467,11 +467,11 @@ def calibration_batches(classifier: Classifier, image_dir: str) -> list[torch.Te
     """Pixel batches of up to INT8_PHOTOS stored photos, for int8's calibration and check: the first the image
     folder lists (named by content hash, so in no meaningful order), read without listing a large store whole.
     None from an object store (s3://...): int8 then says it found no photos."""
-    folder = Path(image_dir)
-    if "://" in image_dir or not folder.is_dir():
+    store = open_store(image_dir)
+    if not isinstance(store, ImageStore) or not store.root.is_dir():
         return []
     images = []
-    with os.scandir(folder) as entries:
+    with os.scandir(store.root) as entries:
         for entry in entries:
             if len(images) >= INT8_PHOTOS:
                 break

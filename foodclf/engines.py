@@ -109,8 +109,7 @@ def prepare_engine(
     zero_shot: bool = False,
     cache_dir: Optional[str] = None,
     fingerprint: str = "",
-    int8: bool = False,
-    calibration: Sequence[torch.Tensor] = (),
+    int8_photos: Optional[Callable[[], Sequence[torch.Tensor]]] = None,
 ) -> Engine:
     """Choose and build the engine for a loaded model; any failure falls back to PyTorch with a log line.
 
@@ -121,9 +120,10 @@ def prepare_engine(
         example: a pixel batch as the model gets them (conversion traces it; its height and width are kept).
         cache_dir: where converted OpenVINO models are kept between processes (None: not kept).
         fingerprint: the model's weights fingerprint, naming its converted copy.
-        int8: FOODCLF_PRECISION=int8: quantise for OpenVINO (see quantized_model); where that cannot be done
-            the model runs in `precision`, and the engine's note says why.
-        calibration: pixel batches of stored photos for int8's calibration and check.
+        int8_photos: FOODCLF_PRECISION=int8: quantise for OpenVINO (see quantized_model), calibrating on the
+            pixel batches of stored photos this returns (called only when a model is quantised, not when its
+            int8 copy is read back); where that cannot be done the model runs in `precision`, and the engine's
+            note says why. None: no int8.
     """
     # Only where OpenVINO could be picked is it imported (0.7 s): not for `torch`, a GPU or a CLIP model.
     could_run = setting != "torch" and device.type == "cpu" and not zero_shot
@@ -131,14 +131,14 @@ def prepare_engine(
     if note:
         log.warning("%s; running on PyTorch instead.", note)
     if name == "torch":
-        if int8:
+        if int8_photos is not None:
             note = "; ".join(filter(None, [note, f"FOODCLF_PRECISION=int8 runs on OpenVINO only: running {precision}"]))
             log.warning("FOODCLF_PRECISION=int8 runs on OpenVINO only; running %s.", precision)
         return Engine("torch", note=note)
     started = time.perf_counter()
     try:
         runner, int8_note = _openvino_runner(
-            model, head_module, precision, example, cache_dir, fingerprint, calibration if int8 else None
+            model, head_module, precision, example, cache_dir, fingerprint, int8_photos
         )
     except Exception as err:  # noqa: BLE001  (a runtime's own errors vary by version: every one means "use PyTorch")
         note = f"FOODCLF_ENGINE={setting}: {name} could not run this model ({type(err).__name__}: {err})"
@@ -148,7 +148,7 @@ def prepare_engine(
     if int8_note:
         log.warning("%s; running %s.", int8_note, precision)
     log.info("prepared the %s engine in %.1f s", name, seconds)
-    return Engine(name, runner, seconds, note=int8_note, int8=int8 and not int8_note)
+    return Engine(name, runner, seconds, note=int8_note, int8=int8_photos is not None and not int8_note)
 
 
 class LogitsAndFeatures(torch.nn.Module):
@@ -174,9 +174,9 @@ class LogitsAndFeatures(torch.nn.Module):
 
 
 def _openvino_runner(
-    model, head_module, precision: str, example, cache_dir, fingerprint: str, calibration
+    model, head_module, precision: str, example, cache_dir, fingerprint: str, int8_photos
 ) -> tuple[Runner, str]:
-    """OpenVINO's runner for the model, and why it is not int8 when int8 was asked for (calibration not None)."""
+    """OpenVINO's runner for the model, and why it is not int8 when int8 was asked for (int8_photos not None)."""
     ov = import_openvino()
     core = ov.Core()
     module = LogitsAndFeatures(model, head_module).eval()
@@ -189,10 +189,10 @@ def _openvino_runner(
     # 129 photos/s unpinned against 124 pinned (bench/README.md).
     config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
     int8_note = ""
-    if calibration is not None:
+    if int8_photos is not None:
         transformer = any("attention" in type(m).__name__.lower() for m in model.modules())
         int8_path = path.with_name(path.stem + "-int8.xml") if path is not None else None
-        quantized, int8_note = quantized_model(core, converted, calibration, config, int8_path, transformer)
+        quantized, int8_note = quantized_model(core, converted, int8_photos, config, int8_path, transformer)
         converted = quantized if quantized is not None else converted
     compiled = core.compile_model(converted, "CPU", config)
     request = compiled.create_infer_request()
@@ -209,7 +209,9 @@ def _openvino_runner(
     return run, int8_note
 
 
-def quantized_model(core, converted, calibration: Sequence[torch.Tensor], config: dict, path, transformer: bool):
+def quantized_model(
+    core, converted, int8_photos: Callable[[], Sequence[torch.Tensor]], config: dict, path, transformer: bool
+):
     """The model quantised to int8 by NNCF's post-training quantisation, or None and why not.
 
     Calibrated on stored photos (activation ranges need real photos), then checked: on further stored photos
@@ -222,12 +224,6 @@ def quantized_model(core, converted, calibration: Sequence[torch.Tensor], config
     Returns:
         (the int8 model, "") or (None, a line saying why it is not used).
     """
-    photos = sum(len(batch) for batch in calibration)
-    if photos < INT8_MIN_PHOTOS:
-        return None, (
-            f"FOODCLF_PRECISION=int8 is calibrated on stored photos: it needs at least {INT8_MIN_PHOTOS}, "
-            f"there are {photos}"
-        )
     if path is not None and path.is_file() and path.with_suffix(".bin").is_file():
         try:
             return core.read_model(str(path)), ""
@@ -236,11 +232,18 @@ def quantized_model(core, converted, calibration: Sequence[torch.Tensor], config
     refused = path.with_suffix(".refused") if path is not None else None
     if refused is not None and refused.is_file():  # checked before: not quantised again at every start
         return None, refused.read_text(encoding="utf-8").strip()
+    calibration = list(int8_photos())  # read only now: a start that finds the int8 copy reads no photo
+    photos = sum(len(batch) for batch in calibration)
+    if photos < INT8_MIN_PHOTOS:
+        return None, (
+            f"FOODCLF_PRECISION=int8 is calibrated on stored photos: it needs at least {INT8_MIN_PHOTOS}, "
+            f"there are {photos}"
+        )
     try:
         import nncf  # imported only for int8: 1-2 s
     except ImportError:
         return None, "FOODCLF_PRECISION=int8: the nncf package is not installed"
-    pixels = torch.cat(list(calibration)).float()
+    pixels = torch.cat(calibration).float()
     check = max(INT8_MIN_PHOTOS // 4, len(pixels) // 3)  # the last third: photos the calibration did not see
     fit, held_out = pixels[:-check], pixels[-check:]
     batches = [fit[i : i + 16].numpy() for i in range(0, len(fit), 16)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import shutil
 import sys
 
 import numpy as np
@@ -13,7 +14,13 @@ import torch
 from PIL import Image
 
 from foodclf import engines
-from foodclf.classifier import cpu_has_native_bf16, forget_classifiers, load_classifier, pick_precision
+from foodclf.classifier import (
+    calibration_batches,
+    cpu_has_native_bf16,
+    forget_classifiers,
+    load_classifier,
+    pick_precision,
+)
 from foodclf.engines import import_openvino, pick_engine
 from foodclf.errors import ModelUnavailable, SettingsError
 from foodclf.images import find_images
@@ -213,9 +220,23 @@ def test_int8_is_quantised_on_stored_photos_keeps_the_top_1_and_is_kept_for_the_
     assert [r.highest_probability_class for r in answers] == [r.highest_probability_class for r in expected]
     assert all(len(r.embedding) for r in answers)  # the features still come with each answer
     assert len(list((tmp_path / "cache" / "openvino").glob("*-int8.xml"))) == 1
-    monkeypatch.setitem(sys.modules, "nncf", None)  # the next process reads the kept int8 model: no NNCF needed
+    # The next process reads the kept int8 model: no NNCF needed, and no stored photo read.
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    shutil.rmtree(tmp_path / "images")
     again, _ = classify(settings, paths[:1], precision="int8")
     assert (again.precision, again.engine.note) == ("int8", "")
+
+
+def test_int8_calibrates_on_a_folder_or_file_url_and_finds_none_in_an_object_store(trained, tmp_path):
+    settings, _ = trained
+    stored_photos(tmp_path / "images", 20)
+    (tmp_path / "images" / "notes.jpg").write_text("not a photo")  # skipped, not fatal
+    forget_classifiers()
+    classifier = load_classifier(settings)
+    for where in (str(tmp_path / "images"), f"file://{tmp_path / 'images'}"):
+        assert sum(len(batch) for batch in calibration_batches(classifier, where)) == 20
+    assert calibration_batches(classifier, "s3://bucket/photos") == []
+    assert calibration_batches(classifier, str(tmp_path / "nowhere")) == []
 
 
 @pytest.mark.parametrize(
