@@ -145,11 +145,16 @@ class Classifier:
         return max(sides, default=224)
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """RGB images -> a float32 pixel batch on the CPU."""
+        """RGB images -> the model's input batch on the CPU: with a pixel recipe, its uint8 batch (N, H, W, 3),
+        normalised by the engine (see PixelRecipe.uint8); else the processor's float32 batch (N, 3, H, W)."""
         if self.pixels is not None:
-            return self.pixels(images)
+            return self.pixels.uint8(images)
         processor = getattr(self.processor, "image_processor", self.processor)
         return processor(images=list(images), return_tensors="pt")["pixel_values"]
+
+    def float_pixels(self, batch: torch.Tensor) -> torch.Tensor:
+        """What `preprocess` gave -> the float pixels the model itself takes (N, 3, H, W), on the batch's device."""
+        return self.pixels.normalize(batch) if batch.dtype == torch.uint8 else batch
 
     def _forward(self, pixel_values: torch.Tensor) -> Forward:
         """Pixel batch -> logits and pooled features (float32, CPU). No I/O, no Python per image."""
@@ -163,7 +168,9 @@ class Classifier:
             # Page-locked, so the copy runs by DMA beside the CPU's decoding of the next batch (not measured
             # here: no GPU was lent to this project; see bench/README.md).
             pixel_values = pixel_values.pin_memory()
-        pixel_values = pixel_values.to(self.device, non_blocking=True, memory_format=layout)
+        # A uint8 batch is copied as it is (a quarter of the bytes) and normalised where the model runs.
+        pixel_values = self.float_pixels(pixel_values.to(self.device, non_blocking=True))
+        pixel_values = pixel_values.contiguous(memory_format=layout)
         features = None
         with torch.inference_mode(), self._autocast():
             if self.zero_shot:
@@ -444,6 +451,7 @@ def _load(model_id: str, settings: Settings, fallback: bool = False) -> Classifi
         precision=precision,
         device=device,
         example=classifier.preprocess([Image.new("RGB", (classifier.input_size,) * 2)]),
+        pixels=classifier.pixels,
         zero_shot=classifier.zero_shot,
         cache_dir=settings.cache_dir,
         fingerprint=classifier.fingerprint,

@@ -46,12 +46,26 @@ class PixelRecipe:
     std: tuple[float, float, float]
 
     def __call__(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """RGB images -> a float32 pixel batch (N, 3, height, width) on the CPU."""
-        batch = np.stack([np.asarray(self._resized_crop(image)) for image in images])
-        pixels = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255)
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
-        return pixels.sub_(mean).div_(std).contiguous()
+        """RGB images -> a float32 pixel batch (N, 3, height, width) on the CPU, contiguous."""
+        return self.normalize(self.uint8(images)).contiguous()
+
+    def uint8(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """RGB images resized and cropped, not yet normalised: a uint8 batch (N, height, width, 3).
+
+        What the classifier's decoding threads make and its engines take: a quarter of the float batch's bytes,
+        and no float arithmetic on the cores the decoders share with the model (OpenVINO normalises inside its
+        graph, PyTorch where the model runs; see normalize).
+        """
+        return torch.from_numpy(np.stack([np.asarray(self._resized_crop(image)) for image in images]))
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """A uint8 batch (N, height, width, 3) -> float32 (N, 3, height, width), normalised, on the batch's device.
+
+        Channels-last in memory (the shape NCHW, the layout NHWC): what a channels-last conv net takes as it is.
+        """
+        scale = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=batch.device).view(1, 3, 1, 1)
+        shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], device=batch.device).view(1, 3, 1, 1)
+        return batch.permute(0, 3, 1, 2).float().mul_(scale).add_(shift)
 
     def _resized_crop(self, image: Image.Image) -> Image.Image:
         width, height = image.size

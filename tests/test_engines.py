@@ -97,6 +97,19 @@ def test_openvino_gives_pytorchs_answers_in_fp32_and_its_top_1_in_bf16(trained):
     assert max(abs(a - b) for r, e in zip(bf16, expected) for a, b in zip(r.all_scores, e.all_scores)) < 0.05
 
 
+def test_openvino_takes_the_recipes_uint8_batches_and_normalises_them_as_pytorch_does(trained):
+    settings, paths = trained
+    forget_classifiers()
+    classifier = load_classifier(settings.replace(engine="openvino"))
+    batch = classifier.preprocess([Image.open(path).convert("RGB") for path in paths[:4]])
+    assert classifier.pixels is not None and batch.dtype == torch.uint8 and batch.shape[-1] == 3
+    logits, features = classifier.engine.runner(batch)  # the uint8 batch as it is: normalised in the graph
+    with torch.inference_mode():
+        float_pixels = classifier.pixels.normalize(batch).contiguous()
+        expected = classifier.model(pixel_values=float_pixels).logits
+    assert torch.allclose(logits, expected, atol=1e-4) and features.shape[0] == 4
+
+
 def test_the_converted_model_is_kept_and_read_back_by_the_next_process(trained, tmp_path):
     settings, paths = trained
     settings = settings.replace(cache_dir=str(tmp_path / "cache"), engine="openvino")
@@ -219,7 +232,15 @@ def test_int8_is_quantised_on_stored_photos_keeps_the_top_1_and_is_kept_for_the_
     assert int8.describe()["precision"] == "int8"
     assert [r.highest_probability_class for r in answers] == [r.highest_probability_class for r in expected]
     assert all(len(r.embedding) for r in answers)  # the features still come with each answer
-    assert len(list((tmp_path / "cache" / "openvino").glob("*-int8.xml"))) == 1
+    [kept] = (tmp_path / "cache" / "openvino").glob("*-int8.xml")
+    # The convolution reading the pixels keeps its float weights (the layer int8 rounding moved the top-1 most);
+    # every other layer's weights are stored int8 and scaled back (Convert -> Multiply) where they are used.
+    weights = [
+        layer.input_value(1).get_node().get_type_name()
+        for layer in import_openvino().Core().read_model(str(kept)).get_ordered_ops()
+        if layer.get_type_name() in ("Convolution", "GroupConvolution", "MatMul")
+    ]
+    assert weights[0] == "Constant" and len(weights) > 1 and set(weights[1:]) == {"Multiply"}, weights
     # The next process reads the kept int8 model: no NNCF needed, and no stored photo read.
     monkeypatch.setitem(sys.modules, "nncf", None)
     shutil.rmtree(tmp_path / "images")

@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageFilter
 from transformers import AutoImageProcessor
 
@@ -56,6 +57,16 @@ def test_the_recipe_gives_the_lite0_processors_pixels(lite0_processor):
         assert largest < 2.5 and mean < 0.1, (size, largest, mean)  # rounding (two levels at most), not another picture
 
 
+def test_the_uint8_batch_normalised_is_the_float_batch(lite0_processor):
+    recipe = pixel_recipe(lite0_processor)
+    images = [blurred_noise(size, seed=n) for n, size in enumerate(SIZES[:4])]
+    batch = recipe.uint8(images)
+    assert batch.dtype == torch.uint8 and batch.shape == (4, 224, 224, 3)  # a quarter of the float batch's bytes
+    expected = (batch.permute(0, 3, 1, 2).double() / 255 - 0.5) / 0.5  # (x / 255 - mean) / std, in float64
+    assert torch.allclose(recipe.normalize(batch).double(), expected, atol=1e-6)
+    assert recipe(images).is_contiguous() and recipe(images).equal(recipe.normalize(batch))
+
+
 @pytest.mark.skipif(not FOOD_PHOTOS.is_dir(), reason="the shared food photos are not here")
 def test_on_real_photos_the_recipe_and_the_processor_agree(lite0_processor):
     recipe = pixel_recipe(lite0_processor)
@@ -93,8 +104,10 @@ def test_the_classifier_and_training_decode_and_preprocess_alike(settings, tmp_p
     [item] = classifier.classify_many([path])
     assert item.loaded.image.size == (100, 75)  # decoded at 1/4: both sides still >= 2 x 32
     image = item.loaded.image
-    assert classifier.preprocess([image]).equal(backbone.preprocess([image]))
-    assert classifier.preprocess([image]).equal(classifier.pixels([image]))
+    batch = classifier.preprocess([image])  # the recipe's uint8 batch, normalised by the engine
+    assert batch.dtype == torch.uint8 and batch.shape == (1, 32, 32, 3)
+    assert classifier.float_pixels(batch).equal(backbone.preprocess([image]))
+    assert classifier.float_pixels(batch).equal(classifier.pixels([image]))
 
 
 def test_what_the_recipe_cannot_copy_exactly_is_left_to_the_processor():
