@@ -1,16 +1,17 @@
 """Inference runtimes: what runs a loaded model's forward pass (PyTorch or OpenVINO).
 
 The classifier keeps one path (`preprocess -> _forward -> postprocess`); an engine only replaces what
-`_forward` calls to turn a pixel batch into logits and pooled features. Measured on the 2-core Xeon
-(AMX) this project runs on (bench/README.md): OpenVINO's bf16 forward is 3.4x PyTorch's (channels-last)
-bf16 one for EfficientNet-Lite0 (435 against 129 photos/s) and 1.5x for ViT-Base (27.7 against 18.6),
-at 100 % top-1 agreement with fp32 on 300 real photos with a trained Lite0. ONNX Runtime, PyTorch's int8
-dynamic quantisation and torch.compile were measured too and lost or tied on this CPU (compile also costs
-11-14 s per model in every process), so they are not kept. `auto` picks OpenVINO on a CPU and
-PyTorch on a GPU (OpenVINO's CPU plugin does not drive CUDA GPUs; no GPU was lent to measure more).
-FOODCLF_PRECISION=int8 runs OpenVINO on a model NNCF quantised (quantized_model): 1.5x bf16 for ViT-Base,
-1.24x for Lite0. Not `auto`'s choice: it needs stored photos to calibrate on, 10-50 s once per model, and
-a check that it keeps the float model's answers, which only the user's own photos can make.
+`_forward` calls to turn a pixel batch into logits and pooled features. Measured on this project's 2-core
+VMs (bench/README.md): on the Intel Xeon (AMX) OpenVINO's bf16 forward is 3.4x PyTorch's (channels-last)
+bf16 one for EfficientNet-Lite0 (435 against 129 photos/s) and 1.5x for ViT-Base (27.7 against 18.6); on
+the AMD EPYC (AVX512-BF16) 1.9x and 1.6x (346 against 187, 21.3 against 13.5), at 100 % top-1 agreement
+with fp32 on 300 real photos with a trained Lite0. ONNX Runtime, PyTorch's int8 dynamic quantisation and
+torch.compile were measured too and lost or tied on both CPUs (compile also costs 11-14 s per model in
+every process), so they are not kept. `auto` picks OpenVINO on a CPU and PyTorch on a GPU (OpenVINO's CPU
+plugin does not drive CUDA GPUs; no GPU was lent to measure more).
+FOODCLF_PRECISION=int8 runs OpenVINO on a model NNCF quantised (quantized_model): 1.2-1.7x bf16. Not
+`auto`'s choice: it needs stored photos to calibrate on, 10-50 s once per model, and a check that it keeps
+the float model's answers, which only the user's own photos can make.
 """
 
 from __future__ import annotations
