@@ -4,8 +4,8 @@ The classifier keeps one path (`preprocess -> _forward -> postprocess`); an engi
 `_forward` calls to turn a pixel batch into logits and pooled features. Measured on this project's 2-core
 VMs (bench/README.md): on the Intel Xeon (AMX) OpenVINO's bf16 forward is 3.4x PyTorch's (channels-last)
 bf16 one for EfficientNet-Lite0 (435 against 129 photos/s) and 1.5x for ViT-Base (27.7 against 18.6); on
-the AMD EPYC (AVX512-BF16) 1.9x and 1.6x (346 against 187, 21.3 against 13.5), at 100 % top-1 agreement
-with fp32 on 300 real photos with a trained Lite0. ONNX Runtime, PyTorch's int8 dynamic quantisation and
+the AMD EPYC (AVX512-BF16) about 2x and 1.6x (346-469 against 187-226, 21.3 against 13.5), at 100 % top-1
+agreement with fp32 on 300 real photos with a trained Lite0. ONNX Runtime, PyTorch's int8 dynamic quantisation and
 torch.compile were measured too and lost or tied on both CPUs (compile also costs 11-14 s per model in
 every process), so they are not kept. `auto` picks OpenVINO on a CPU and PyTorch on a GPU (OpenVINO's CPU
 plugin does not drive CUDA GPUs; no GPU was lent to measure more).
@@ -127,8 +127,8 @@ def prepare_engine(
             int8 copy is read back); where that cannot be done the model runs in `precision`, and the engine's
             note says why. None: no int8.
         pixels: the classifier's PixelRecipe, when its batches are the recipe's uint8 ones (PixelRecipe.uint8):
-            OpenVINO then takes those and normalises them inside its graph, fused with the first layer (measured
-            on the bench machine: bench/README.md); PyTorch normalises them itself (Classifier.float_pixels).
+            OpenVINO then takes those and normalises them as its graph's first operations (0.06 ms a photo,
+            measured: bench/README.md); PyTorch normalises them itself (Classifier.float_pixels).
     """
     # Only where OpenVINO could be picked is it imported (0.7 s): not for `torch`, a GPU or a CLIP model.
     could_run = setting != "torch" and device.type == "cpu" and not zero_shot
@@ -259,8 +259,8 @@ def quantized_model(
     batches = [fit[i : i + 16].numpy() for i in range(0, len(fit), 16)]
     kind = nncf.ModelType.TRANSFORMER if transformer else None
     # The convolution reading the pixels stays in float: the layer whose int8 rounding moved the top-1 most
-    # (NNCF's own accuracy-control search reverted it first, and only it, on the bench's ViT-Base), at a few
-    # MFLOP of a photo's GFLOPs. Measured (bench/README.md): ViT-Base 92.7 -> 95.8 % top-1 kept, same speed.
+    # (NNCF's own accuracy-control search reverted it first, and only it, on the bench's ViT-Base), at 1-3 %
+    # of a photo's FLOPs. Measured (bench/README.md): ViT-Base 92.7 -> 95.8 % top-1 kept, same speed.
     first = next((op for op in converted.get_ordered_ops() if op.get_type_name() == "Convolution"), None)
     ignored = nncf.IgnoredScope(names=[first.get_friendly_name()]) if first is not None else None
     quantized = nncf.quantize(
@@ -305,7 +305,9 @@ def _top1(compiled, pixels: torch.Tensor):
 
 def _uint8_input(ov, converted, pixels):
     """The converted model taking the recipe's uint8 batches (N, H, W, 3): converting, normalising and
-    transposing them become the graph's first operations, which OpenVINO fuses into the first layer's input."""
+    transposing them become the graph's first operations (in its profile: a transpose, a convert and one
+    multiply-add, 0.06 ms a photo for Lite0 on the bench machine, against 0.3 ms a photo saved in the
+    decoding threads)."""
     from openvino.preprocess import PrePostProcessor
 
     steps = PrePostProcessor(converted)

@@ -7,8 +7,10 @@ transforms: about 3 ms a photo on this project's CPU, as much as OpenVINO's whol
 outside the crop are never computed) and normalises the batch at once: 1.7 ms. Its pixels differ from
 torchvision's by rounding only (on the 300 shared photos: 0.3 % of values one level of 255 apart,
 0.0008 % more, at most 8 levels: clipped overshoot at edges).
-Other processors (ViT's torchvision backend, CLIP...) are used as they are. Part of the training feature
-cache's key: change PIXELS_VERSION with the recipe.
+The classifier takes the recipe's uint8 batch (PixelRecipe.uint8) and normalises it where the model runs
+(OpenVINO in its graph, PyTorch on the model's device); training takes the float batch (PixelRecipe.__call__),
+the same pixels. Other processors (ViT's torchvision backend, CLIP...) are used as they are.
+Part of the training feature cache's key: change PIXELS_VERSION with the recipe.
 """
 
 from __future__ import annotations
