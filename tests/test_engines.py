@@ -7,6 +7,7 @@ import io
 import logging
 import shutil
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -233,19 +234,43 @@ def test_int8_is_quantised_on_stored_photos_keeps_the_top_1_and_is_kept_for_the_
     assert [r.highest_probability_class for r in answers] == [r.highest_probability_class for r in expected]
     assert all(len(r.embedding) for r in answers)  # the features still come with each answer
     [kept] = (tmp_path / "cache" / "openvino").glob("*-int8.xml")
-    # The convolution reading the pixels keeps its float weights (the layer int8 rounding moved the top-1 most);
-    # every other layer's weights are stored int8 and scaled back (Convert -> Multiply) where they are used.
-    weights = [
-        layer.input_value(1).get_node().get_type_name()
+    # The convolution reading the pixels, and the Linear layers reading a GELU's output, keep their float weights
+    # (engines.kept_in_float); every other layer's weights are stored int8 and scaled back (Convert -> Multiply).
+    layers = [
+        layer
         for layer in import_openvino().Core().read_model(str(kept)).get_ordered_ops()
         if layer.get_type_name() in ("Convolution", "GroupConvolution", "MatMul")
     ]
-    assert weights[0] == "Constant" and len(weights) > 1 and set(weights[1:]) == {"Multiply"}, weights
+    in_float = [layer for layer in layers if layer.input_value(1).get_node().get_type_name() == "Constant"]
+    assert in_float[0].get_friendly_name() == layers[0].get_friendly_name()  # the pixels' convolution
+    assert all(layer.input_value(0).get_node().get_type_name() == "Gelu" for layer in in_float[1:])
+    quantised = [layer for layer in layers if layer.input_value(1).get_node().get_type_name() == "Multiply"]
+    assert len(in_float) + len(quantised) == len(layers) and len(quantised) > len(in_float)
     # The next process reads the kept int8 model: no NNCF needed, and no stored photo read.
     monkeypatch.setitem(sys.modules, "nncf", None)
     shutil.rmtree(tmp_path / "images")
     again, _ = classify(settings, paths[:1], precision="int8")
     assert (again.precision, again.engine.note) == ("int8", "")
+
+
+def test_int8_leaves_the_pixels_convolution_and_a_transformers_mlp_outputs_in_float(tiny_model_dir):
+    from transformers import AutoModelForImageClassification
+
+    model = AutoModelForImageClassification.from_pretrained(tiny_model_dir).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracing's warnings about the model's Python branches
+        converted = import_openvino().convert_model(
+            engines.LogitsAndFeatures(model, "classifier").eval(), example_input=torch.zeros(2, 3, 32, 32)
+        )
+    layers = {op.get_friendly_name(): op for op in converted.get_ordered_ops()}
+    kept = engines.kept_in_float(converted)
+    # The patch embedding (the convolution reading the pixels), then each layer's MLP output (after its GELU):
+    # two layers in the tiny ViT, and no other Linear layer (attention's projections, the classifier).
+    assert layers[kept[0]].get_type_name() == "Convolution" and "patch_embeddings" in kept[0]
+    assert len(kept) == 1 + model.config.num_hidden_layers
+    assert all(layers[name].input_value(0).get_node().get_type_name() == "Gelu" for name in kept[1:])
+    matmuls = [name for name, op in layers.items() if op.get_type_name() == "MatMul"]
+    assert len(matmuls) > len(kept)  # the rest are quantised
 
 
 def test_int8_calibrates_on_a_folder_or_file_url_and_finds_none_in_an_object_store(trained, tmp_path):
