@@ -39,6 +39,9 @@ ENGINE_NAMES = {"torch": "PyTorch", "openvino": "OpenVINO"}  # as a person reads
 INT8_PHOTOS = 96
 INT8_MIN_PHOTOS = 32
 INT8_AGREEMENT = 0.99
+# How models are quantised (kept_in_float's layers, NNCF's settings): part of a kept int8 model's file name, so a
+# copy or a refusal made another way is not read back as this one. Change it with the quantisation.
+INT8_RECIPE = "float-pixels-gelu"
 
 # (logits, pooled features or None): what an engine's runner gives back for a pixel batch, as float32 on the CPU.
 Runner = Callable[[torch.Tensor], tuple[torch.Tensor, Optional[torch.Tensor]]]
@@ -201,7 +204,7 @@ def _openvino_runner(
         transformer = any("attention" in type(m).__name__.lower() for m in model.modules())
         int8_path = None
         if path is not None:  # quantised with the uint8 input in place (calibrated on its batches): kept apart
-            int8_path = path.with_name(path.stem + ("-u8" if pixels is not None else "") + "-int8.xml")
+            int8_path = path.with_name(f"{path.stem}{'-u8' if pixels is not None else ''}-{INT8_RECIPE}-int8.xml")
         quantized, int8_note = quantized_model(core, converted, int8_photos, config, int8_path, transformer)
         converted = quantized if quantized is not None else converted
     compiled = core.compile_model(converted, "CPU", config)

@@ -325,6 +325,20 @@ def test_int8_that_cannot_be_made_or_checked_runs_in_float_and_says_why(
         assert (again.engine.int8, again.engine.note) == (False, classifier.engine.note)
 
 
+def test_a_refusal_or_int8_copy_made_by_another_quantisation_is_not_read_back(trained, tmp_path, monkeypatch):
+    settings, paths = trained
+    settings = settings.replace(image_dir=str(tmp_path / "images"), cache_dir=str(tmp_path / "cache"))
+    stored_photos(tmp_path / "images", 48)
+    monkeypatch.setattr(engines, "INT8_AGREEMENT", 1.01)  # refused, and the refusal kept
+    refused, _ = classify(settings, paths[:1], precision="int8")
+    assert not refused.engine.int8 and list((tmp_path / "cache" / "openvino").glob("*.refused"))
+    # The quantisation changed (say, other layers left in float): it is tried afresh, not refused from memory.
+    monkeypatch.setattr(engines, "INT8_AGREEMENT", 0.0)
+    monkeypatch.setattr(engines, "INT8_RECIPE", "another-recipe")
+    again, _ = classify(settings, paths[:1], precision="int8")
+    assert (again.engine.int8, again.engine.note) == (True, "")
+
+
 def test_int8_is_for_openvino_on_the_cpu(trained, caplog):
     settings, paths = trained
     with pytest.raises(ModelUnavailable, match="FOODCLF_PRECISION=int8 runs on the CPU"):
